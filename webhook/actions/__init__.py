@@ -1,0 +1,11 @@
+"""The domain vocabulary shared by every layer: what was changed, on what, by whom."""
+
+from webhook.actions.model import (
+    ImageChange,
+    ActionEvent,
+    ActorClass,
+    ResourceChange,
+    TargetRef,
+)
+
+__all__ = ["ImageChange", "ActionEvent", "ActorClass", "ResourceChange", "TargetRef"]

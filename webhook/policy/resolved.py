@@ -1,0 +1,111 @@
+"""Policies as the detectors use them: typed, with durations parsed and scope matching built in."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import fnmatch
+from collections.abc import Iterable, Mapping
+
+from webhook.actions.model import TargetRef
+from webhook.policy.durations import parse_duration
+from webhook.policy.model import Enforcement, OscillationPattern, PatternType, ResourceScope, Strategy
+
+
+@dataclasses.dataclass(frozen=True)
+class PatternPolicy:
+    """One pattern's detection criteria and prevention strategy, ready to apply."""
+
+    name: str
+    source: str                     # "cluster" | "file" | "default"
+    pattern: PatternType
+    min_occurrences: int
+    window: datetime.timedelta
+    thresholds: Mapping[str, float]
+    strategy: Strategy
+    parameters: Mapping[str, str]
+    enforcement: Enforcement = Enforcement.ENFORCE
+    scope: ResourceScope = dataclasses.field(default_factory=ResourceScope)
+    action_sequence: tuple[str, ...] = ()
+
+    def threshold(self, name: str, default: float) -> float:
+        return float(self.thresholds.get(name, default))
+
+    def duration(self, name: str, default: str) -> datetime.timedelta:
+        return parse_duration(self.parameters.get(name, default))
+
+    def integer(self, name: str, default: int) -> int:
+        try:
+            return int(self.parameters.get(name, default))
+        except ValueError:
+            return default
+
+    @property
+    def needs_labels(self) -> bool:
+        return bool(self.scope.labels)
+
+    def applies_to(self, target: TargetRef, *, labels: Mapping[str, str] | None) -> bool:
+        scope = self.scope
+        if scope.resourceTypes and not _kind_listed(target.kind, scope.resourceTypes):
+            return False
+        if scope.namespaces and not any(fnmatch.fnmatchcase(target.namespace, ns) for ns in scope.namespaces):
+            return False
+        if scope.labels:
+            if labels is None:
+                return False
+            if any(labels.get(key) != value for key, value in scope.labels.items()):
+                return False
+        return True
+
+    @classmethod
+    def from_document(cls, doc: OscillationPattern, *, source: str) -> PatternPolicy:
+        spec = doc.spec
+        criteria = spec.patternDefinition.detectionCriteria
+        return cls(
+            name=doc.metadata.name,
+            source=source,
+            pattern=spec.patternDefinition.patternType,
+            min_occurrences=criteria.minOccurrences,
+            window=parse_duration(criteria.timeWindow),
+            thresholds=dict(criteria.thresholds),
+            strategy=spec.preventionStrategy.strategy,
+            parameters=dict(spec.preventionStrategy.parameters),
+            enforcement=spec.enforcementAction,
+            scope=spec.resourceScope,
+            action_sequence=tuple(criteria.actionSequence),
+        )
+
+
+def _kind_listed(kind: str, listed: Iterable[str]) -> bool:
+    lowered = kind.lower()
+    return any(item.lower() in (lowered, lowered + "s") for item in listed)
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicySet:
+    """Policies in precedence order: cluster objects, then the policy file, then built-in defaults.
+
+    For each pattern the first policy whose scope matches the target applies; later ones for the
+    same pattern are ignored for that target. A pattern no policy matches is not checked.
+    """
+
+    policies: tuple[PatternPolicy, ...]
+
+    def for_target(self, target: TargetRef, *, labels: Mapping[str, str] | None) -> dict[PatternType, PatternPolicy]:
+        chosen: dict[PatternType, PatternPolicy] = {}
+        for policy in self.policies:
+            if policy.pattern not in chosen and policy.applies_to(target, labels=labels):
+                chosen[policy.pattern] = policy
+        return chosen
+
+    def needs_labels(self, target: TargetRef) -> bool:
+        """Whether a label-scoped policy could apply to this target (worth reading its labels)."""
+        return any(p.needs_labels and p.applies_to(target, labels=p.scope.labels) for p in self.policies)
+
+    @property
+    def longest_window(self) -> datetime.timedelta:
+        return max((p.window for p in self.policies), default=datetime.timedelta(hours=3))
+
+    @classmethod
+    def layered(cls, *layers: Iterable[PatternPolicy]) -> PolicySet:
+        return cls(tuple(policy for layer in layers for policy in layer))
