@@ -1,0 +1,332 @@
+"""From an admission request to the change it proposes (DESIGN §2). Pure: no history, no I/O.
+
+Three shapes reach the gate: a Deployment/StatefulSet UPDATE (old and new object), the
+``scale`` subresource (two ``autoscaling/v1 Scale`` objects, which carry no labels), and a
+Tekton PipelineRun CREATE whose target and intent are carried in Kubernaut's conventions.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from webhook.actions.model import ActionEvent, ActorClass, ImageChange, ResourceChange, TargetRef
+from webhook.actions.quantities import parse_quantity
+from webhook.admission.review import AdmissionRequest
+
+PREFIX = "ai.prometheus-alerts-slm.io/"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+KUBERNAUT_TARGET = "kubernaut.ai/target-resource"
+WORKLOAD_KINDS = {"deployments": "Deployment", "statefulsets": "StatefulSet"}
+_CANONICAL_KINDS = {
+    "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
+    "statefulset": "StatefulSet", "statefulsets": "StatefulSet", "sts": "StatefulSet",
+    "daemonset": "DaemonSet", "daemonsets": "DaemonSet", "ds": "DaemonSet",
+    "pod": "Pod", "pods": "Pod", "node": "Node", "nodes": "Node",
+    "persistentvolumeclaim": "PersistentVolumeClaim", "pvc": "PersistentVolumeClaim",
+    "replicaset": "ReplicaSet", "rs": "ReplicaSet",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Proposal:
+    """The change one admission request proposes, plus what is needed to judge and record it."""
+
+    event: ActionEvent
+    username: str
+    groups: tuple[str, ...]
+    dry_run: bool
+    labels: Mapping[str, str] | None   # the target's labels when the request carries them
+    image_candidates: tuple[str, ...] = ()  # new images, to tell a rollback from an update
+
+
+def canonical_kind(kind: str) -> str:
+    return _CANONICAL_KINDS.get(kind.lower(), kind[:1].upper() + kind[1:])
+
+
+def extract(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | None:
+    """Return the proposal, or None when the request is not something the gate judges."""
+    group, resource, sub = request.resource.group, request.resource.resource, request.subResource or ""
+    if group == "apps" and resource in WORKLOAD_KINDS and request.operation == "UPDATE":
+        if sub == "scale":
+            return _from_scale(request, kind=WORKLOAD_KINDS[resource], now=now)
+        if sub == "":
+            return _from_workload(request, kind=WORKLOAD_KINDS[resource], now=now)
+        return None
+    if group == "tekton.dev" and resource == "pipelineruns" and request.operation == "CREATE" and not sub:
+        return _from_pipelinerun(request, now=now)
+    return None
+
+
+def _base_event(request: AdmissionRequest, *, target: TargetRef | None, action_type: str,
+                now: datetime.datetime, context: Mapping[str, str | None], object_kind: str) -> ActionEvent:
+    return ActionEvent(
+        uid=request.uid,
+        at=now,
+        target=target,
+        action_type=action_type,
+        actor=request.userInfo.username,
+        actor_class=ActorClass.AUTOMATION,  # classified later, by policy
+        alert_name=context.get("alert_name"),
+        correlation_id=context.get("correlation_id"),
+        model_used=context.get("model_used"),
+        confidence=_float(context.get("confidence")),
+        bypass=context.get("bypass"),
+        object_kind=object_kind,
+    )
+
+
+def _proposal(request: AdmissionRequest, event: ActionEvent, *, labels: Mapping[str, str] | None,
+              images: tuple[str, ...] = ()) -> Proposal:
+    return Proposal(
+        event=event,
+        username=request.userInfo.username,
+        groups=tuple(request.userInfo.groups),
+        dry_run=request.dryRun,
+        labels=labels,
+        image_candidates=images,
+    )
+
+
+def _suffixed(action_type: str, kind: str) -> str:
+    if kind != "StatefulSet":
+        return action_type
+    if action_type.endswith("_deployment"):
+        return action_type[: -len("_deployment")] + "_statefulset"
+    return action_type + "_statefulset"
+
+
+# --- the scale subresource --------------------------------------------------------------------
+
+
+def _from_scale(request: AdmissionRequest, *, kind: str, now: datetime.datetime) -> Proposal | None:
+    new, old = request.object or {}, request.oldObject or {}
+    before, after = _replicas(old), _replicas(new)
+    if before == after:
+        return None
+    name = request.name or _meta(new).get("name")
+    if not name or not request.namespace:
+        return None
+    target = TargetRef(namespace=request.namespace, kind=kind, name=name, api_version="apps/v1")
+    context = _context(_meta(new).get("annotations") or {}, {}, {})
+    event = _base_event(request, target=target, action_type=_suffixed("scale_deployment", kind), now=now,
+                        context=context, object_kind="Scale")
+    event = event.replace(replicas_before=before, replicas_after=after)
+    return _proposal(request, event, labels=None)
+
+
+def _replicas(obj: Mapping[str, Any], default: int | None = None) -> int | None:
+    value = (obj.get("spec") or {}).get("replicas", default)
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    return default
+
+
+# --- Deployment / StatefulSet updates ---------------------------------------------------------
+
+
+def _from_workload(request: AdmissionRequest, *, kind: str, now: datetime.datetime) -> Proposal | None:
+    new, old = request.object or {}, request.oldObject or {}
+    if not new or not old:
+        return None
+    meta = _meta(new)
+    name = request.name or meta.get("name")
+    if not name or not request.namespace:
+        return None
+    # An omitted spec.replicas means 1 for both kinds.
+    replicas_before, replicas_after = _replicas(old, 1), _replicas(new, 1)
+    old_template = (old.get("spec") or {}).get("template") or {}
+    new_template = (new.get("spec") or {}).get("template") or {}
+    resource_changes = _resource_changes(old_template, new_template)
+    image_changes = _image_changes(old_template, new_template)
+    restarted = _annotation(old_template, RESTARTED_AT) != _annotation(new_template, RESTARTED_AT) and bool(
+        _annotation(new_template, RESTARTED_AT)
+    )
+    other_template_change = _strip_known(old_template) != _strip_known(new_template)
+    other_spec_change = _spec_without(old) != _spec_without(new)
+
+    if replicas_before != replicas_after:
+        action_type = "scale_deployment"
+    elif any(change.direction for change in resource_changes):
+        rising = any(change.direction > 0 for change in resource_changes)
+        action_type = "increase_resources" if rising else "decrease_resources"
+    elif restarted:
+        action_type = "restart_deployment"
+    elif image_changes or other_template_change or other_spec_change:
+        action_type = "update_deployment"  # may become rollback_deployment once history is known
+    else:
+        return None  # metadata or status only: not an action
+    target = TargetRef(namespace=request.namespace, kind=kind, name=name, api_version="apps/v1")
+    context = _context(meta.get("annotations") or {}, {}, {})
+    event = _base_event(request, target=target, action_type=_suffixed(action_type, kind), now=now,
+                        context=context, object_kind=kind)
+    event = event.replace(
+        replicas_before=replicas_before,
+        replicas_after=replicas_after,
+        resource_changes=tuple(resource_changes),
+        image_changes=tuple(image_changes),
+    )
+    images = tuple(change.after for change in image_changes if change.after)
+    return _proposal(request, event, labels=dict(meta.get("labels") or {}), images=images)
+
+
+def _containers(template: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    spec = template.get("spec") or {}
+    found: dict[str, Mapping[str, Any]] = {}
+    for key in ("initContainers", "containers"):
+        for container in spec.get(key) or []:
+            if isinstance(container, dict) and isinstance(container.get("name"), str):
+                found[container["name"]] = container
+    return found
+
+
+def _resource_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[ResourceChange]:
+    before, after = _containers(old), _containers(new)
+    changes: list[ResourceChange] = []
+    for name in sorted(set(before) | set(after)):
+        old_res = (before.get(name) or {}).get("resources") or {}
+        new_res = (after.get(name) or {}).get("resources") or {}
+        for field in ("requests", "limits"):
+            for resource in ("cpu", "memory"):
+                old_text = (old_res.get(field) or {}).get(resource)
+                new_text = (new_res.get(field) or {}).get(resource)
+                if old_text == new_text:
+                    continue
+                changes.append(ResourceChange(
+                    container=name, resource=resource, field=field,
+                    before=parse_quantity(old_text), after=parse_quantity(new_text),
+                    before_text=None if old_text is None else str(old_text),
+                    after_text=None if new_text is None else str(new_text),
+                ))
+    return changes
+
+
+def _image_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[ImageChange]:
+    before, after = _containers(old), _containers(new)
+    return [
+        ImageChange(container=name, before=(before.get(name) or {}).get("image"), after=after[name].get("image"))
+        for name in sorted(after)
+        if (before.get(name) or {}).get("image") != after[name].get("image")
+    ]
+
+
+def _strip_known(template: Mapping[str, Any]) -> Any:
+    """The template without what has its own action type: resources, images, restartedAt."""
+    stripped = copy.deepcopy(dict(template))
+    annotations = (stripped.get("metadata") or {}).get("annotations")
+    if isinstance(annotations, dict):
+        annotations.pop(RESTARTED_AT, None)
+    spec = stripped.get("spec") or {}
+    for key in ("initContainers", "containers"):
+        for container in spec.get(key) or []:
+            if isinstance(container, dict):
+                container.pop("resources", None)
+                container.pop("image", None)
+    return stripped
+
+
+def _spec_without(obj: Mapping[str, Any]) -> Any:
+    spec = dict(obj.get("spec") or {})
+    spec.pop("template", None)
+    spec.pop("replicas", None)
+    return spec
+
+
+def _annotation(template: Mapping[str, Any], key: str) -> str | None:
+    return ((template.get("metadata") or {}).get("annotations") or {}).get(key)
+
+
+# --- Tekton PipelineRuns ----------------------------------------------------------------------
+
+
+def _from_pipelinerun(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | None:
+    obj = request.object or {}
+    meta = _meta(obj)
+    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+    annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
+    params = _params(obj)
+    pipeline_ref = ((obj.get("spec") or {}).get("pipelineRef") or {}).get("name")
+    action_type = (
+        labels.get(PREFIX + "action-type")
+        or params.get("ACTION_TYPE")
+        or labels.get("kubernaut.ai/workflow-id")
+        or pipeline_ref
+        or "pipelinerun"
+    )
+    target = _pipelinerun_target(params, labels, annotations)
+    context = _context(annotations, labels, params)
+    event = _base_event(request, target=target, action_type=action_type, now=now, context=context,
+                        object_kind="PipelineRun")
+    return _proposal(request, event, labels=None)
+
+
+def _params(obj: Mapping[str, Any]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for param in (obj.get("spec") or {}).get("params") or []:
+        if isinstance(param, dict) and isinstance(param.get("name"), str):
+            value = param.get("value")
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                found[param["name"]] = str(value)
+    return found
+
+
+def _pipelinerun_target(params: Mapping[str, str], labels: Mapping[str, str],
+                        annotations: Mapping[str, str]) -> TargetRef | None:
+    candidates = (
+        params.get("TARGET_RESOURCE"),
+        annotations.get(KUBERNAUT_TARGET),
+        labels.get(KUBERNAUT_TARGET, "").replace("__", "/") or None,
+        annotations.get(PREFIX + "target-resource"),
+    )
+    for text in candidates:
+        if text:
+            target = TargetRef.parse(text)
+            if target is not None:
+                return dataclasses.replace(target, kind=canonical_kind(target.kind))
+    return None
+
+
+# --- shared -----------------------------------------------------------------------------------
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _context(annotations: Mapping[str, Any], labels: Mapping[str, str],
+             params: Mapping[str, str]) -> dict[str, str | None]:
+    """DESIGN §2 context keys; PipelineRuns may also carry them as labels and params."""
+
+    def first(*values: Any) -> str | None:
+        for value in values:
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+        return None
+
+    return {
+        "alert_name": first(annotations.get(PREFIX + "alert-name"), labels.get(PREFIX + "alert-name"),
+                            params.get("ALERT_NAME"), labels.get("kubernaut.ai/signal-name")),
+        "correlation_id": first(annotations.get(PREFIX + "correlation-id"),
+                                labels.get(PREFIX + "correlation-id"), params.get("CORRELATION_ID")),
+        "model_used": first(annotations.get(PREFIX + "model-used"), labels.get(PREFIX + "model-used"),
+                            params.get("MODEL_USED")),
+        "confidence": first(annotations.get(PREFIX + "confidence"), labels.get(PREFIX + "confidence"),
+                            params.get("CONFIDENCE")),
+        "bypass": first(annotations.get(PREFIX + "bypass"), labels.get(PREFIX + "bypass")),
+    }
+
+
+def _float(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if 0.0 <= number <= 1.0 else None

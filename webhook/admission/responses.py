@@ -1,0 +1,53 @@
+"""Named AdmissionResponse shapes, in the spirit of controller-runtime's Allowed/Denied/Warnings.
+
+Every helper returns the whole AdmissionReview body, so a handler's return value is exactly
+what goes on the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from webhook.admission.review import ADMISSION_API_VERSION
+
+MAX_WARNING_LENGTH = 120
+_REASONS = {403: "Forbidden", 429: "TooManyRequests", 500: "InternalError"}
+
+
+def _review(uid: str, response: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": ADMISSION_API_VERSION,
+        "kind": "AdmissionReview",
+        "response": {"uid": uid, **response},
+    }
+
+
+def clip_warning(text: str) -> str:
+    """API servers cap warnings; keep them readable instead of letting them be cut mid-word."""
+    text = " ".join(text.split())
+    if len(text) <= MAX_WARNING_LENGTH:
+        return text
+    return text[: MAX_WARNING_LENGTH - 1].rstrip() + "…"
+
+
+def allowed(uid: str, *, warnings: Sequence[str] = ()) -> dict[str, Any]:
+    response: dict[str, Any] = {"allowed": True}
+    if warnings:
+        response["warnings"] = [clip_warning(w) for w in warnings]
+    return _review(uid, response)
+
+
+def denied(uid: str, *, code: int, message: str, warnings: Sequence[str] = ()) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "allowed": False,
+        "status": {
+            "status": "Failure",
+            "code": code,
+            "reason": _REASONS.get(code, "Forbidden"),
+            "message": message,
+        },
+    }
+    if warnings:
+        response["warnings"] = [clip_warning(w) for w in warnings]
+    return _review(uid, response)

@@ -1,0 +1,303 @@
+"""The decision: a proposal, its situation and the remembered state in; a verdict and the effects
+to carry out (record, restrict, alert, consume an approval) out. Pure — the caller does the I/O.
+
+Order of judgement:
+1. bypass by an allowed subject, untargeted actions and observed actors: allowed and recorded;
+2. a cooling period or block already in force refuses the change;
+3. the detectors run; the strongest triggered finding chooses the strategy;
+4. the enforcement (the policy's, or ``warn`` for people) turns it into a refusal, warnings or a
+   recorded would-deny.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from webhook.actions.model import ActionEvent, ActorClass, TargetRef
+from webhook.admission import responses
+from webhook.admission.extract import Proposal
+from webhook.decision import messages
+from webhook.decision.state import (
+    Applies, Approval, GateState, Restriction, actor_scope, alert_name, enforcement_for_person, latest,
+    target_scope,
+)
+from webhook.detection.detect import detect_all
+from webhook.detection.situation import Finding, Severity, Situation
+from webhook.policy.actors import ActorRules
+from webhook.policy.model import Enforcement, PatternType, Strategy
+from webhook.policy.resolved import PatternPolicy
+
+
+class Outcome(str, enum.Enum):
+    ALLOW = "allow"
+    DENY = "deny"
+    WARN = "warn"
+    DRYRUN_DENY = "dryrun-deny"
+    BYPASS = "bypass"
+    APPROVED = "approved"
+
+
+class Phase:
+    ACTIVE = "Active"
+    PENDING_APPROVAL = "PendingApproval"
+    APPROVED = "Approved"
+    EXPIRED = "Expired"
+    RESOLVED = "Resolved"
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertUpdate:
+    """What to write into the OscillationAlert (or ``oscillation_detections`` without a cluster)."""
+
+    namespace: str
+    name: str
+    pattern: PatternType
+    severity: Severity
+    confidence: float
+    strategy: Strategy
+    enforcement: Enforcement
+    target: TargetRef | None
+    actor: str
+    message: str
+    summary: str
+    evidence: tuple[ActionEvent, ...]
+    phase: str
+    denied: bool
+    new_occurrence: bool
+    cooldown_until: datetime.datetime | None = None
+    alternative: str | None = None
+    approval_used_by: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    event: ActionEvent
+    code: int | None = None
+    message: str | None = None
+    warnings: tuple[str, ...] = ()
+    record: bool = True                    # the event is admitted history
+    findings: tuple[Finding, ...] = ()     # triggered findings, strongest first
+    strategy: Strategy | None = None
+    restriction: Restriction | None = None  # a new cooling period or block to remember
+    refused_by: Restriction | None = None   # an existing one that refused this request
+    alert: AlertUpdate | None = None
+    consume: Approval | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is not Outcome.DENY
+
+    @property
+    def winner(self) -> Finding | None:
+        return self.findings[0] if self.findings else None
+
+    @property
+    def pattern(self) -> str:
+        if self.winner:
+            return self.winner.pattern.value
+        return self.refused_by.pattern.value if self.refused_by else ""
+
+    def response(self) -> dict[str, Any]:
+        if self.allowed:
+            return responses.allowed(self.event.uid, warnings=self.warnings)
+        assert self.code is not None and self.message is not None
+        return responses.denied(self.event.uid, code=self.code, message=self.message, warnings=self.warnings)
+
+    def without_effects(self) -> Decision:
+        """``request.dryRun``: the same answer, nothing remembered (DESIGN §5)."""
+        return dataclasses.replace(self, record=False, restriction=None, alert=None, consume=None)
+
+
+def prepare(proposal: Proposal, *, rules: ActorRules, history: Sequence[ActionEvent]) -> ActionEvent:
+    """Classify the actor and tell a rollback (an image seen before on this target) from an update."""
+    event = proposal.event.replace(actor_class=rules.classify(proposal.username, proposal.groups))
+    if event.action_type in ("update_deployment", "update_statefulset") and proposal.image_candidates:
+        seen = {image for past in history for change in past.image_changes
+                for image in (change.before, change.after) if image}
+        if any(image in seen for image in proposal.image_candidates):
+            event = event.replace(action_type=event.action_type.replace("update_", "rollback_"))
+    return event
+
+
+def decide(
+    *,
+    proposal: Proposal,
+    situation: Situation,
+    policies: Mapping[PatternType, PatternPolicy],
+    state: GateState,
+    rules: ActorRules,
+    hpa: str | None = None,
+) -> Decision:
+    event, now = situation.proposed, situation.now
+    decision = _judge(proposal=proposal, event=event, now=now, situation=situation, policies=policies,
+                      state=state, rules=rules, hpa=hpa)
+    return decision.without_effects() if proposal.dry_run else decision
+
+
+def _judge(*, proposal: Proposal, event: ActionEvent, now: datetime.datetime, situation: Situation,
+           policies: Mapping[PatternType, PatternPolicy], state: GateState, rules: ActorRules,
+           hpa: str | None) -> Decision:
+    warnings: list[str] = []
+    if event.bypass:
+        if rules.may_bypass(proposal.username, proposal.groups):
+            return Decision(outcome=Outcome.BYPASS, event=event,
+                            warnings=(f"safety-gate: bypassed by {event.actor}: {event.bypass}",))
+        warnings.append(f"safety-gate: bypass ignored: {event.actor} is not in bypassSubjects")
+        event = event.replace(bypass=None)
+    if event.target is None or event.actor_class is ActorClass.OBSERVED:
+        return Decision(outcome=Outcome.ALLOW, event=event, warnings=tuple(warnings))
+
+    refusing = [r for r in state.restrictions if r.refuses(event, now=now)]
+    if refusing:
+        return _refuse_by_restriction(event=event, now=now, restriction=_strongest_restriction(refusing),
+                                      policies=policies, warnings=warnings)
+
+    findings = detect_all(situation, policies)
+    triggered = tuple(f for f in findings if f.triggered)
+    if not triggered:
+        warnings.extend(messages.near_miss(f, event.target) for f in findings if not f.triggered)
+        return Decision(outcome=Outcome.ALLOW, event=event, warnings=tuple(warnings))
+    return _apply_strategy(event=event, now=now, findings=triggered, situation=situation, state=state,
+                           hpa=hpa, warnings=warnings)
+
+
+def _strongest_restriction(restrictions: Sequence[Restriction]) -> Restriction:
+    return max(restrictions, key=lambda r: (r.strategy.strength, r.until))
+
+
+def _effective_enforcement(event: ActionEvent, policy_enforcement: Enforcement) -> Enforcement:
+    if event.actor_class is ActorClass.PERSON:
+        return enforcement_for_person(policy_enforcement)
+    return policy_enforcement
+
+
+def _refuse_by_restriction(*, event: ActionEvent, now: datetime.datetime, restriction: Restriction,
+                           policies: Mapping[PatternType, PatternPolicy], warnings: list[str]) -> Decision:
+    is_block = restriction.strategy is Strategy.BLOCK_ACTION
+    scope = restriction.scope.split("/", 2)[-1] if restriction.scope.startswith("actor/") else "target"
+    if scope != "target":
+        scope = "cluster" if restriction.scope.endswith("/cluster") else "namespace/" + restriction.scope.rsplit("/", 1)[-1]
+    message = messages.refused_by_restriction(
+        kind="blocked" if is_block else "cooling period", pattern=restriction.pattern.value, target=event.target,
+        evidence=restriction.evidence, until=restriction.until, now=now, alert=restriction.alert, scope=scope,
+    )
+    if event.actor_class is ActorClass.PERSON:
+        return Decision(outcome=Outcome.WARN, event=event, refused_by=restriction,
+                        warnings=(*warnings, message))
+    return Decision(
+        outcome=Outcome.DENY, event=event, code=403 if is_block else 429, message=message,
+        warnings=tuple(warnings), record=False, refused_by=restriction,
+    )
+
+
+def _apply_strategy(*, event: ActionEvent, now: datetime.datetime, findings: tuple[Finding, ...],
+                    situation: Situation, state: GateState, hpa: str | None, warnings: list[str]) -> Decision:
+    winner, others = findings[0], findings[1:]
+    policy = winner.policy
+    target = event.target
+    alert_ns = target.namespace if target else "default"
+    alert = alert_name(pattern=winner.pattern, target=target, actor=event.actor, scope=winner.scope)
+    alert_key = f"{alert_ns}/{alert}"
+    enforcement = _effective_enforcement(event, policy.enforcement)
+
+    strategy = policy.strategy
+    escalation_reason = ""
+    if strategy is Strategy.COOLING_PERIOD:
+        escalate_after = policy.integer("escalateAfter", 3)
+        if state.recent_cooling_periods + 1 >= escalate_after:
+            strategy = Strategy.ESCALATE_HUMAN
+            escalation_reason = (
+                f"; cooling period {state.recent_cooling_periods + 1} within "
+                f"{policy.parameters.get('escalateWindow', '24h')}"
+            )
+
+    restriction: Restriction | None = None
+    cooldown_until: datetime.datetime | None = None
+    code = 403
+    phase = Phase.ACTIVE
+    alternative: str | None = None
+    if strategy is Strategy.COOLING_PERIOD:
+        cooldown = policy.duration("cooldownPeriod", "30m")
+        last = latest(situation.window(policy), replicas_only=True)
+        started = last.at if last else now
+        cooldown_until = started + cooldown
+        if cooldown_until <= now:
+            # The agent already waited out a period measured from its last change; start one now.
+            started, cooldown_until = now, now + cooldown
+        restriction = Restriction(
+            pattern=winner.pattern, strategy=strategy, scope=target_scope(target) if target else "",
+            applies=Applies.REPLICAS, started=started, until=cooldown_until, alert=alert_key,
+            evidence=winner.summary, target_key=target.key if target else None,
+        )
+        code = 429
+        message = messages.cooling(finding=winner, target=target, until=cooldown_until, now=now, alert=alert_key,
+                                   others=others)
+    elif strategy is Strategy.BLOCK_ACTION:
+        cooldown_until = now + policy.duration("blockDuration", "60m")
+        if winner.pattern is PatternType.CASCADING_FAILURE:
+            scope, applies = actor_scope(event.actor, winner.scope), Applies.ALL
+        else:
+            scope, applies = (target_scope(target) if target else ""), Applies.REPLICAS
+        restriction = Restriction(
+            pattern=winner.pattern, strategy=strategy, scope=scope, applies=applies, started=now,
+            until=cooldown_until, alert=alert_key, evidence=winner.summary,
+            target_key=target.key if target else None,
+        )
+        message = messages.blocked(finding=winner, target=target, until=cooldown_until, now=now, alert=alert_key,
+                                   hpa=hpa, others=others)
+    elif strategy is Strategy.ALTERNATIVE_ACTION:
+        alternative = winner.alternative
+        message = messages.alternative(finding=winner, target=target, alert=alert_key, suggestion=alternative,
+                                       others=others)
+    else:
+        phase = Phase.PENDING_APPROVAL
+        message = messages.escalated(finding=winner, target=target, alert=alert_key, reason=escalation_reason,
+                                     others=others)
+        validity = policy.duration("approvalValidity", "1h")
+        approval = next((a for a in state.approvals if a.alert == alert_key and a.usable(now=now, validity=validity)),
+                        None)
+        if approval is not None and enforcement is Enforcement.ENFORCE:
+            update = _alert_update(
+                alert_ns, alert, winner, strategy, enforcement, event, message, phase=Phase.APPROVED, denied=False,
+                approval_used_by=event.uid,
+            )
+            note = f"safety-gate: allowed once by the approval of {approval.approved_by}: {approval.reason}"
+            return Decision(outcome=Outcome.APPROVED, event=event, warnings=(*warnings, note), findings=findings,
+                            strategy=strategy, alert=update, consume=approval)
+
+    if enforcement is Enforcement.ENFORCE:
+        update = _alert_update(alert_ns, alert, winner, strategy, enforcement, event, message, phase=phase,
+                               denied=True, cooldown_until=cooldown_until, alternative=alternative)
+        return Decision(outcome=Outcome.DENY, event=event, code=code, message=message, warnings=tuple(warnings),
+                        record=False, findings=findings, strategy=strategy, restriction=restriction, alert=update)
+
+    update = _alert_update(alert_ns, alert, winner, strategy, enforcement, event, message, phase=Phase.ACTIVE,
+                           denied=False, alternative=alternative)
+    if enforcement is Enforcement.WARN:
+        notes = [messages.would_deny(f, target) for f in findings]
+        return Decision(outcome=Outcome.WARN, event=event, warnings=(*warnings, *notes), findings=findings,
+                        strategy=strategy, alert=update)
+    return Decision(outcome=Outcome.DRYRUN_DENY, event=event, warnings=tuple(warnings), findings=findings,
+                    strategy=strategy, alert=update, message=message)
+
+
+def _alert_update(namespace: str, name: str, finding: Finding, strategy: Strategy, enforcement: Enforcement,
+                  event: ActionEvent, message: str, *, phase: str, denied: bool,
+                  cooldown_until: datetime.datetime | None = None, alternative: str | None = None,
+                  approval_used_by: str | None = None) -> AlertUpdate:
+    return AlertUpdate(
+        namespace=namespace, name=name, pattern=finding.pattern, severity=finding.severity,
+        confidence=finding.confidence, strategy=strategy, enforcement=enforcement, target=event.target,
+        actor=event.actor, message=message, summary=finding.summary, evidence=finding.evidence, phase=phase,
+        denied=denied, new_occurrence=True, cooldown_until=cooldown_until, alternative=alternative,
+        approval_used_by=approval_used_by,
+    )

@@ -1,0 +1,93 @@
+"""The words of a decision: one line a person understands (DESIGN §5)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+
+from webhook.actions.model import TargetRef
+from webhook.detection.situation import Finding
+
+PREFIX = "safety-gate:"
+
+
+def rfc3339(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def seconds_left(until: datetime.datetime, now: datetime.datetime) -> int:
+    return max(0, int((until - now).total_seconds() + 0.999))
+
+
+def subject(pattern: str, target: TargetRef | None, scope: str = "target") -> str:
+    if scope.startswith("namespace/"):
+        return f"{pattern} in namespace {scope.split('/', 1)[1]}"
+    if scope == "cluster" or target is None:
+        return f"{pattern} across the cluster"
+    return f"{pattern} on {target.display}"
+
+
+def see_alert(alert: str) -> str:
+    return f"see oscillationalert {alert}"
+
+
+def also_matched(others: Sequence[Finding]) -> str:
+    if not others:
+        return ""
+    return "; also matched: " + ", ".join(f"{f.pattern.value} ({f.summary})" for f in others)
+
+
+def cooling(*, finding: Finding, target: TargetRef | None, until: datetime.datetime, now: datetime.datetime,
+            alert: str, others: Sequence[Finding] = ()) -> str:
+    return (
+        f"{PREFIX} {subject(finding.pattern.value, target, finding.scope)}: {finding.summary}; "
+        f"cooling period until {rfc3339(until)} ({seconds_left(until, now)}s left)"
+        f"{also_matched(others)}; {see_alert(alert)}"
+    )
+
+
+def blocked(*, finding: Finding, target: TargetRef | None, until: datetime.datetime, now: datetime.datetime,
+            alert: str, hpa: str | None = None, others: Sequence[Finding] = ()) -> str:
+    advice = ""
+    if finding.counterpart:
+        owner = f"the HorizontalPodAutoscaler {hpa}" if hpa else finding.counterpart
+        advice = f"; {owner} manages replicas here: change its bounds (minReplicas/maxReplicas) instead"
+    return (
+        f"{PREFIX} {subject(finding.pattern.value, target, finding.scope)}: {finding.summary}; "
+        f"blocked until {rfc3339(until)} ({seconds_left(until, now)}s left){advice}"
+        f"{also_matched(others)}; {see_alert(alert)}"
+    )
+
+
+def alternative(*, finding: Finding, target: TargetRef | None, alert: str, suggestion: str | None,
+                others: Sequence[Finding] = ()) -> str:
+    proposal = f"try {suggestion} instead" if suggestion else "escalate to a person instead"
+    return (
+        f"{PREFIX} {subject(finding.pattern.value, target, finding.scope)}: {finding.summary}; "
+        f"denied: {proposal}{also_matched(others)}; {see_alert(alert)}"
+    )
+
+
+def escalated(*, finding: Finding, target: TargetRef | None, alert: str, reason: str = "",
+              others: Sequence[Finding] = ()) -> str:
+    return (
+        f"{PREFIX} {subject(finding.pattern.value, target, finding.scope)}: {finding.summary}{reason}; "
+        f"escalated to a person: approve with 'safety-gate approve {alert} --reason ...' "
+        f"or set spec.approval on the alert{also_matched(others)}; {see_alert(alert)}"
+    )
+
+
+def refused_by_restriction(*, kind: str, pattern: str, target: TargetRef | None, evidence: str,
+                           until: datetime.datetime, now: datetime.datetime, alert: str, scope: str) -> str:
+    return (
+        f"{PREFIX} {subject(pattern, target, scope)}: {evidence}; {kind} until {rfc3339(until)} "
+        f"({seconds_left(until, now)}s left); {see_alert(alert)}"
+    )
+
+
+def would_deny(finding: Finding, target: TargetRef | None) -> str:
+    return f"{PREFIX} would deny: {subject(finding.pattern.value, target, finding.scope)}: {finding.summary}"
+
+
+def near_miss(finding: Finding, target: TargetRef | None) -> str:
+    return f"{PREFIX} one more such change triggers {subject(finding.pattern.value, target, finding.scope)}"
