@@ -1,0 +1,43 @@
+"""``safety-gate approve NAMESPACE/ALERT``: with a cluster, set the alert's ``spec.approval``
+(Kubernetes RBAC decides who may); without one, record the approval in PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import getpass
+
+from webhook.cli import common
+from webhook.settings import Settings
+from webhook.store.postgres import PostgresStore, create_pool
+
+
+def run_approve(settings: Settings, *, alert: str, reason: str, approved_by: str | None) -> None:
+    if alert.count("/") != 1 or not all(alert.split("/")):
+        common.err_console.print(f"[red]expected NAMESPACE/ALERT, got {alert!r}[/red]")
+        raise SystemExit(2)
+    who = approved_by or getpass.getuser()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if settings.kubeconfig is not None or settings.in_cluster:
+        from webhook.kube.approvals import approve_in_cluster
+
+        approve_in_cluster(settings, alert=alert, approved_by=who, reason=reason, now=now)
+        common.console.print(f"approved {alert} in the cluster (spec.approval set)")
+        return
+    with common.stores(settings, redis=False):
+        found = asyncio.run(_approve_in_postgres(settings, alert=alert, who=who, reason=reason, now=now))
+    if not found:
+        common.err_console.print(f"[red]no detection named {alert}[/red]")
+        raise SystemExit(1)
+    common.console.print(f"approved {alert}: the next matching action within 1h is allowed once")
+
+
+async def _approve_in_postgres(settings: Settings, *, alert: str, who: str, reason: str,
+                               now: datetime.datetime) -> bool:
+    assert settings.postgres_dsn
+    pool = await create_pool(settings.postgres_dsn, max_size=2)
+    try:
+        return await PostgresStore(pool, cluster_id=settings.cluster_id).approve(
+            alert, approved_by=who, reason=reason, at=now)
+    finally:
+        await pool.close()

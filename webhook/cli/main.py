@@ -1,0 +1,110 @@
+"""The ``safety-gate`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+from typing import Annotated, Any, Optional
+
+import typer
+
+from webhook.cli import common
+
+app = typer.Typer(
+    name="safety-gate",
+    help="A validating admission webhook that stops automated remediation from oscillating.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+Opt = typer.Option
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], Opt(help="Address to listen on.")] = None,
+    port: Annotated[Optional[int], Opt(help="HTTPS port (8443).")] = None,
+    metrics_port: Annotated[Optional[int], Opt(help="Also serve /metrics over plain HTTP on this port.")] = None,
+    tls_cert: Annotated[Optional[pathlib.Path], Opt(help="Serving certificate (PEM).")] = None,
+    tls_key: Annotated[Optional[pathlib.Path], Opt(help="Serving key (PEM).")] = None,
+    postgres_dsn: Annotated[Optional[str], Opt(help="PostgreSQL DSN; embedded server if absent.")] = None,
+    redis_url: Annotated[Optional[str], Opt(help="Redis URL; embedded server if absent.")] = None,
+    data_dir: Annotated[Optional[pathlib.Path], Opt(help="Data dir for embedded stores and certificates.")] = None,
+    policy: Annotated[Optional[pathlib.Path], Opt(help="OscillationPattern YAML documents.")] = None,
+    kubeconfig: Annotated[Optional[pathlib.Path], Opt(help="Kubeconfig of the cluster (optional).")] = None,
+    cluster_id: Annotated[Optional[str], Opt(help="Cluster id stored with every row.")] = None,
+    fail_closed: Annotated[Optional[bool], Opt("--fail-closed/--fail-open", help="Refuse when history is unavailable.")] = None,
+    log_level: Annotated[Optional[str], Opt(help="Log level.")] = None,
+) -> None:
+    """Run the HTTPS admission webhook."""
+    from webhook.cli.serve import run_server
+
+    settings = common.settings(**_given(locals()))
+    run_server(settings)
+
+
+@app.command()
+def migrate(
+    postgres_dsn: Annotated[Optional[str], Opt(help="PostgreSQL DSN; embedded server if absent.")] = None,
+    data_dir: Annotated[Optional[pathlib.Path], Opt(help="Data dir for the embedded server.")] = None,
+) -> None:
+    """Apply the SQL migrations in order, under an advisory lock."""
+    from webhook.store.migrate import migrate as run
+
+    settings = common.settings(**_given(locals()))
+    with common.stores(settings, redis=False):
+        applied = asyncio.run(run(settings.postgres_dsn))
+    common.console.print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+
+
+@app.command()
+def certs(
+    out: Annotated[pathlib.Path, Opt(help="Directory for ca.crt, tls.crt, tls.key.")] = pathlib.Path("certs"),
+    host: Annotated[list[str], Opt("--host", help="Extra DNS name or IP for the serving certificate.")] = [],
+) -> None:
+    """Write a development CA and serving certificate (localhost, 127.0.0.1)."""
+    from webhook.tls.selfsigned import ensure_serving_pair
+
+    ca, cert, key = ensure_serving_pair(out, hosts=("localhost", "127.0.0.1", *host))
+    common.console.print(f"CA: {ca}\ncertificate: {cert}\nkey: {key}")
+
+
+@app.command()
+def approve(
+    alert: Annotated[str, typer.Argument(help="NAMESPACE/ALERT")],
+    reason: Annotated[str, Opt(help="Why this action may proceed.")],
+    approved_by: Annotated[Optional[str], Opt(help="Who approves (default: the current user).")] = None,
+    postgres_dsn: Annotated[Optional[str], Opt()] = None,
+    data_dir: Annotated[Optional[pathlib.Path], Opt()] = None,
+    kubeconfig: Annotated[Optional[pathlib.Path], Opt()] = None,
+    cluster_id: Annotated[Optional[str], Opt()] = None,
+) -> None:
+    """Approve an escalation: the next matching action within 1h is allowed once."""
+    from webhook.cli.approve import run_approve
+
+    settings = common.settings(**_given(locals(), skip={"alert", "reason", "approved_by"}))
+    run_approve(settings, alert=alert, reason=reason, approved_by=approved_by)
+
+
+@app.command()
+def history(
+    target: Annotated[str, typer.Argument(help="NAMESPACE/KIND/NAME")],
+    since: Annotated[str, Opt(help="How far back (e.g. 2h, 7d).")] = "24h",
+    postgres_dsn: Annotated[Optional[str], Opt()] = None,
+    data_dir: Annotated[Optional[pathlib.Path], Opt()] = None,
+    cluster_id: Annotated[Optional[str], Opt()] = None,
+) -> None:
+    """Print a target's action timeline."""
+    from webhook.cli.history import run_history
+
+    settings = common.settings(**_given(locals(), skip={"target", "since"}))
+    run_history(settings, target=target, since=since)
+
+
+def _given(values: dict[str, Any], *, skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+    """Only flags actually given override the environment and defaults."""
+    return {key: value for key, value in values.items() if value is not None and key not in skip}
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,40 @@
+"""Counting rules shared by the detectors: thresholds as whole numbers, reversals, confidence."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from webhook.policy.resolved import PatternPolicy
+
+
+def required(policy: PatternPolicy, name: str, default: float) -> int:
+    """A count threshold as the smallest whole number that meets it, at least 1.
+
+    Thresholds arrive as floats (the CRD allows ``2.5``); a count of reversals or workloads is
+    whole, so "≥ 2.5" means "≥ 3", and a near miss is one below that whole number.
+    A threshold of 0 or less would make every action a pattern; it is treated as 1.
+    """
+    return max(1, math.ceil(policy.threshold(name, default)))
+
+
+def reversals(directions: Sequence[object]) -> int:
+    """How many times the direction differs from the one before (``+ - + -`` has 3)."""
+    return sum(1 for before, after in zip(directions, directions[1:]) if after != before)
+
+
+def ends_in_reversal(directions: Sequence[object]) -> bool:
+    """Whether the last direction (the proposed change) turns back on the one before it."""
+    return len(directions) >= 2 and directions[-1] != directions[-2]
+
+
+def confidence(observed: float, needed: float) -> float:
+    """``observed / (2 × needed)``, capped to [0, 1].
+
+    Exactly at the threshold this is 0.5 (the pattern has only just formed); at twice the
+    threshold it is 1.0. A near miss (one short) scores below 0.5, so anyone sorting or
+    filtering on confidence sees triggered findings above near misses of the same size.
+    """
+    if needed <= 0:
+        return 1.0
+    return max(0.0, min(1.0, observed / (2 * needed)))

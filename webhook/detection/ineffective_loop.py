@@ -1,0 +1,86 @@
+"""ineffective-loop: the same action repeated on one target without effect (DESIGN §4).
+
+Over the target's events in the window (every actor's), the *earlier* actions are those of the
+proposed action's type. Each earlier action is
+
+* **effective** when its recorded effectiveness is ≥ ``effectivenessThreshold`` (0.3). It ended
+  the loop: only actions after the last effective one count.
+* **ineffective** when its recorded effectiveness is below the threshold, or when it is
+  unassessed and a later event on the target (any type, any actor, the proposed one included)
+  carries the same non-empty alert name: the alert it answered came back.
+* otherwise **undecided** (unassessed, and its alert never came back or it had none): it
+  neither counts nor resets, because nothing shows it failed or worked.
+
+Triggered when the ineffective actions after the last effective one number ≥
+``minOccurrences`` − 1: with the default 4, the proposed action would be the 4th in a row.
+Severity HIGH, CRITICAL at twice that. Near miss: one fewer (and at least one).
+Confidence: count / (2 × required), capped at 1.
+
+Summary: ``3 earlier increase_resources actions in 2h10m without effect (alert
+KubePodOOMKilled; scores 0.1, 0.2, unassessed)``; scores are listed only when at least one of
+the counted actions was assessed.
+"""
+
+from __future__ import annotations
+
+from webhook.actions.model import ActionEvent
+from webhook.detection import _counting, _history, _wording
+from webhook.detection.situation import Finding, Severity, Situation
+from webhook.policy.model import PatternType
+from webhook.policy.resolved import PatternPolicy
+
+PATTERN = PatternType.INEFFECTIVE_LOOP
+
+
+def detect(situation: Situation, policy: PatternPolicy) -> Finding | None:
+    proposed = situation.proposed
+    threshold = policy.threshold("effectivenessThreshold", 0.3)
+    events = [*_history.target_events(situation, policy), proposed]
+
+    counted: list[ActionEvent] = []
+    for index, event in enumerate(events[:-1]):
+        if event.action_type != proposed.action_type:
+            continue
+        if event.effectiveness is not None and event.effectiveness >= threshold:
+            counted.clear()
+        elif _ineffective(event, later=events[index + 1:], threshold=threshold):
+            counted.append(event)
+
+    needed = max(1, policy.min_occurrences - 1)
+    count = len(counted)
+    triggered = count >= needed
+    if not triggered and not (count >= 1 and count == needed - 1):
+        return None
+    return Finding(
+        pattern=PATTERN,
+        policy=policy,
+        triggered=triggered,
+        severity=Severity.CRITICAL if count >= 2 * needed else Severity.HIGH,
+        confidence=_counting.confidence(count, needed),
+        evidence=(*counted, proposed),
+        summary=summarise(counted, proposed=proposed, situation=situation),
+    )
+
+
+def _ineffective(event: ActionEvent, *, later: list[ActionEvent], threshold: float) -> bool:
+    if event.effectiveness is not None:
+        return event.effectiveness < threshold
+    return bool(event.alert_name) and any(other.alert_name == event.alert_name for other in later)
+
+
+def summarise(counted: list[ActionEvent], *, proposed: ActionEvent, situation: Situation) -> str:
+    alerts = list(dict.fromkeys(event.alert_name for event in counted if event.alert_name))
+    details = []
+    if alerts:
+        details.append(f"{'alert' if len(alerts) == 1 else 'alerts'} {', '.join(alerts)}")
+    if any(event.effectiveness is not None for event in counted):
+        scores = [
+            "unassessed" if event.effectiveness is None else _wording.number(event.effectiveness)
+            for event in counted
+        ]
+        details.append(f"scores {', '.join(scores)}")
+    text = (
+        f"{len(counted)} earlier {proposed.action_type} {'action' if len(counted) == 1 else 'actions'} "
+        f"in {_wording.span(counted[0].at, situation.now)} without effect"
+    )
+    return f"{text} ({'; '.join(details)})" if details else text

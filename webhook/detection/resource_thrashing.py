@@ -1,0 +1,193 @@
+"""resource-thrashing: a workload's resources pushed back and forth (DESIGN §4).
+
+Two triggers; either suffices, both are evaluated over the target's events in the window
+(every actor's) followed by the proposed event:
+
+(a) **one dimension reversing.** A dimension is one container's cpu or memory request or limit
+    (``ResourceChange.dimension``). For each dimension the proposed event moves, the sequence is
+    the events that move that dimension (nonzero direction), then the proposed one. Triggered
+    when it holds ≥ ``directionChanges`` reversals, ≥ ``minOccurrences`` events, and the proposed
+    move is itself a reversal. When several dimensions qualify (a request and its limit often
+    move together), the one with the most reversals is reported (ties: dimension name).
+(b) **scale and resources alternating.** Each event is classed ``resource`` (it moves a
+    resource; also when it scales too) or ``scale`` (it only changes replicas); other events
+    are skipped. Triggered when the classes alternate ≥ ``alternations`` times, the sequence
+    holds ≥ ``minOccurrences`` events, and the proposed event's class differs from the one
+    before: an agent that cannot decide whether a problem is capacity or sizing.
+
+``minOccurrences`` is honoured on both triggers (with the defaults it never binds: two
+reversals already need three events). Severity is HIGH when the reported dimension has
+≥ ``highReversals`` (3) reversals or the alternations reach ``highAlternations`` (4), else
+MEDIUM. Near miss: the proposed event is a reversal/alternation and one more such event would
+trigger. Confidence: observed / (2 × required), the larger of the two triggers, capped at 1.
+
+``alternative`` names what to do instead: the action type with the best mean recorded
+effectiveness on this target other than the proposed one (ties: alphabetical), or None when
+nothing else was ever assessed, in which case the decision layer says "escalate to a person".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+
+from webhook.actions.model import ActionEvent, ResourceChange
+from webhook.detection import _counting, _history, _wording
+from webhook.detection.situation import Finding, Severity, Situation
+from webhook.policy.model import PatternType
+from webhook.policy.resolved import PatternPolicy
+
+PATTERN = PatternType.RESOURCE_THRASHING
+
+
+@dataclasses.dataclass(frozen=True)
+class _Trigger:
+    """One trigger evaluated: how far it got, and the events and words that show it."""
+
+    kind: str                 # "dimension" | "alternation"
+    key: str                  # the dimension, or "alternation"
+    count: int
+    needed: int
+    triggered: bool
+    near_miss: bool
+    evidence: tuple[ActionEvent, ...]
+    summary: str
+
+
+def detect(situation: Situation, policy: PatternPolicy) -> Finding | None:
+    proposed = situation.proposed
+    if not (proposed.is_scale or proposed.is_resource_change):
+        return None
+    events = _history.target_events(situation, policy)
+    dimensions = sorted(
+        _dimension_triggers(events, proposed, situation=situation, policy=policy),
+        key=lambda t: (-t.count, t.key),
+    )
+    alternation = _alternation_trigger(events, proposed, situation=situation, policy=policy)
+
+    chosen = _pick([t for t in dimensions if t.triggered], alternation if alternation and alternation.triggered else None)
+    triggered = bool(chosen)
+    if not chosen:
+        chosen = _pick([t for t in dimensions if t.near_miss], alternation if alternation and alternation.near_miss else None)
+    if not chosen:
+        return None
+
+    return Finding(
+        pattern=PATTERN,
+        policy=policy,
+        triggered=triggered,
+        severity=_severity(chosen, policy),
+        confidence=max(_counting.confidence(t.count, t.needed) for t in chosen),
+        evidence=_merge(events, proposed, chosen),
+        summary="; ".join(t.summary for t in chosen),
+        alternative=best_alternative(situation.target_effectiveness, exclude=proposed.action_type),
+    )
+
+
+def best_alternative(effectiveness: Mapping[str, float], *, exclude: str) -> str | None:
+    """The action type with the best mean effectiveness other than ``exclude`` (ties: alphabetical)."""
+    candidates = [
+        (-score, action) for action, score in effectiveness.items()
+        if action != exclude and score is not None and not math.isnan(score)
+    ]
+    return min(candidates)[1] if candidates else None
+
+
+def _pick(dimensions: list[_Trigger], alternation: _Trigger | None) -> list[_Trigger]:
+    """The strongest dimension (already sorted first) and the alternation trigger, if present."""
+    return dimensions[:1] + ([alternation] if alternation else [])
+
+
+def _dimension_triggers(
+    events: list[ActionEvent], proposed: ActionEvent, *, situation: Situation, policy: PatternPolicy,
+) -> list[_Trigger]:
+    needed = _counting.required(policy, "directionChanges", 2)
+    triggers = []
+    for dimension in dict.fromkeys(c.dimension for c in proposed.resource_changes if c.direction):
+        sequence = [event for event in events if moved(event, dimension)] + [proposed]
+        changes = [moved(event, dimension) for event in sequence]
+        directions = [change.direction for change in changes if change]
+        if not _counting.ends_in_reversal(directions):
+            continue
+        count = _counting.reversals(directions)
+        triggered = count >= needed and len(sequence) >= policy.min_occurrences
+        first = changes[0]
+        assert first is not None
+        chain = "→".join([_quantity(first.before, first.before_text)] + [_quantity(c.after, c.after_text) for c in changes if c])
+        label = f"{first.container} {first.resource} {first.field.removesuffix('s')}"
+        triggers.append(_Trigger(
+            kind="dimension",
+            key=dimension,
+            count=count,
+            needed=needed,
+            triggered=triggered,
+            near_miss=not triggered and count + 1 >= needed and len(sequence) + 1 >= policy.min_occurrences,
+            evidence=tuple(sequence),
+            summary=(
+                f"{_wording.plural(count, 'direction reversal')} of {label} "
+                f"in {_wording.span(sequence[0].at, situation.now)} ({chain})"
+            ),
+        ))
+    return triggers
+
+
+def _alternation_trigger(
+    events: list[ActionEvent], proposed: ActionEvent, *, situation: Situation, policy: PatternPolicy,
+) -> _Trigger | None:
+    sequence = [event for event in [*events, proposed] if kind_of(event)]
+    kinds = [kind_of(event) for event in sequence]
+    if not _counting.ends_in_reversal(kinds):
+        return None
+    needed = _counting.required(policy, "alternations", 3)
+    count = _counting.reversals(kinds)
+    triggered = count >= needed and len(sequence) >= policy.min_occurrences
+    return _Trigger(
+        kind="alternation",
+        key="alternation",
+        count=count,
+        needed=needed,
+        triggered=triggered,
+        near_miss=not triggered and count + 1 >= needed and len(sequence) + 1 >= policy.min_occurrences,
+        evidence=tuple(sequence),
+        summary=(
+            f"{_wording.plural(count, 'alternation')} between scale and resource changes "
+            f"in {_wording.span(sequence[0].at, situation.now)}"
+        ),
+    )
+
+
+def moved(event: ActionEvent, dimension: str) -> ResourceChange | None:
+    """The event's change on ``dimension`` if it moves it up or down, else None."""
+    for change in event.resource_changes:
+        if change.dimension == dimension and change.direction:
+            return change
+    return None
+
+
+def kind_of(event: ActionEvent) -> str | None:
+    """``resource`` if the event moves a resource (even if it also scales), ``scale``, or None."""
+    if event.is_resource_change:
+        return "resource"
+    if event.is_scale:
+        return "scale"
+    return None
+
+
+def _severity(chosen: list[_Trigger], policy: PatternPolicy) -> Severity:
+    for trigger in chosen:
+        if trigger.kind == "dimension" and trigger.count >= _counting.required(policy, "highReversals", 3):
+            return Severity.HIGH
+        if trigger.kind == "alternation" and trigger.count >= _counting.required(policy, "highAlternations", 4):
+            return Severity.HIGH
+    return Severity.MEDIUM
+
+
+def _merge(events: list[ActionEvent], proposed: ActionEvent, chosen: list[_Trigger]) -> tuple[ActionEvent, ...]:
+    """Evidence of several triggers as one list: each event once, in history order, the proposed last."""
+    used = {id(event) for trigger in chosen for event in trigger.evidence}
+    return (*(event for event in events if id(event) in used), proposed)
+
+
+def _quantity(value: float | None, text: str | None) -> str:
+    return text if text else _wording.number(value)

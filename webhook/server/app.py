@@ -1,0 +1,42 @@
+"""The starlette application: routes and the lifespan that starts and stops the runtime."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from webhook.server import health, validate
+from webhook.server.runtime import Runtime
+from webhook.settings import Settings
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlette:
+    runtime = runtime or Runtime(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.start()
+        app.state.gate = runtime.gate
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    routes = [
+        Route("/validate", validate.validate, methods=["POST"]),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/metrics", health.metrics_endpoint, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.runtime = runtime
+    return app
+
+
+def create_metrics_app() -> Starlette:
+    """Plain-HTTP ``/metrics`` on ``--metrics-port`` for Prometheus scrapers without TLS."""
+    return Starlette(routes=[Route("/metrics", health.metrics_endpoint, methods=["GET"])])

@@ -1,0 +1,36 @@
+"""Prometheus metrics (DESIGN §6, the seed's names plus the gate's own). Labels are bounded:
+namespaces, kinds, action types, patterns and outcomes — never resource names or users."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ACTION_HISTORY = Counter(
+    "ai_action_history_total", "Admitted actions recorded in the history",
+    ["namespace", "resource_kind", "action_type"])
+DETECTIONS = Counter(
+    "ai_oscillation_detection_total", "Oscillation patterns detected",
+    ["pattern_type", "namespace", "severity"])
+EFFECTIVENESS = Gauge(
+    "ai_action_effectiveness_score", "Mean effectiveness score of an action type",
+    ["action_type", "scope", "model_used"])
+RETENTION_OPERATIONS = Counter(
+    "ai_retention_operations_total", "Retention runs",
+    ["strategy", "namespace", "result"])
+REQUESTS = Counter(
+    "safety_gate_admission_requests_total", "Admission requests by outcome",
+    ["decision", "pattern", "dry_run"])
+LATENCY = Histogram(
+    "safety_gate_admission_duration_seconds", "Time to decide an admission request",
+    ["decision"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+BAD_REQUESTS = Counter(
+    "safety_gate_bad_requests_total", "Bodies refused with 400 (not an AdmissionReview v1)")
+DEGRADED = Gauge(
+    "safety_gate_degraded", "1 while a store is unreachable", ["store"])
+DEGRADED_DECISIONS = Counter(
+    "safety_gate_degraded_decisions_total", "Decisions taken without a store", ["mode"])
+OUTBOX_DEPTH = Gauge(
+    "safety_gate_outbox_depth", "Admitted actions waiting to be written to PostgreSQL")
+ALERT_WRITER_FAILURES = Counter(
+    "safety_gate_alert_writer_failures_total", "Failed attempts to write an OscillationAlert")

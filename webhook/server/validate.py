@@ -1,0 +1,92 @@
+"""``POST /validate``: AdmissionReview v1 in, AdmissionReview v1 out.
+
+Bad input is the client's problem and gets a 400 naming it. Trouble on our side never becomes
+a 500: the request is answered fail-open (allowed, with a warning) or, with ``failClosed``,
+refused — either way the API server gets a well-formed review.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from webhook.admission import responses
+from webhook.admission.review import BadReview, parse_review
+from webhook.engine.gate import Gate, GateResult
+from webhook.server import metrics
+
+logger = logging.getLogger("safety_gate.decisions")
+
+
+async def read_limited(request: Request, *, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BadReview(f"body of {declared} bytes is over the limit of {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise BadReview(f"body is over the limit of {limit} bytes")
+    return bytes(body)
+
+
+def bad_request(error: BadReview) -> JSONResponse:
+    metrics.BAD_REQUESTS.inc()
+    return JSONResponse(error.to_json(), status_code=400)
+
+
+async def validate(request: Request) -> JSONResponse:
+    state = request.app.state
+    gate: Gate = state.gate
+    try:
+        body = await read_limited(request, limit=state.settings.max_body_bytes)
+        review = parse_review(body)
+    except BadReview as error:
+        return bad_request(error)
+    try:
+        result = await gate.review(review.request)
+    except Exception as exc:  # the stores, the network: never the caller's fault, never a 500
+        return JSONResponse(_degraded(review.request.uid, exc, fail_closed=state.settings.fail_closed))
+    return JSONResponse(result.response)
+
+
+def _degraded(uid: str, exc: Exception, *, fail_closed: bool) -> dict:
+    mode = "fail-closed" if fail_closed else "fail-open"
+    metrics.DEGRADED_DECISIONS.labels(mode=mode).inc()
+    metrics.REQUESTS.labels(decision=mode, pattern="", dry_run="false").inc()
+    logger.error("cannot decide %s (%s): %s", uid, mode, exc, extra={"uid": uid, "decision": mode})
+    if fail_closed:
+        return responses.denied(uid, code=503, message=f"safety-gate: cannot check history ({type(exc).__name__}); "
+                                                         "failClosed is set, refusing")
+    return responses.allowed(uid, warnings=[f"safety-gate: history unavailable, allowed unchecked ({mode})"])
+
+
+def observe(result: GateResult) -> None:
+    """Metrics and the one log line per decision."""
+    decision = result.decision
+    if decision is None:
+        return
+    event = decision.event
+    outcome = decision.outcome.value
+    dry_run = "true" if result.dry_run else "false"
+    metrics.REQUESTS.labels(decision=outcome, pattern=decision.pattern, dry_run=dry_run).inc()
+    metrics.LATENCY.labels(decision=outcome).observe(result.latency_ms / 1000)
+    target = event.target
+    if not result.dry_run:
+        if decision.record and target is not None:
+            metrics.ACTION_HISTORY.labels(namespace=target.namespace, resource_kind=target.kind,
+                                          action_type=event.action_type).inc()
+        for finding in decision.findings[:1]:
+            metrics.DETECTIONS.labels(pattern_type=finding.pattern.value,
+                                      namespace=target.namespace if target else "",
+                                      severity=finding.severity.value).inc()
+    logger.info(
+        "%s %s %s by %s: %s", outcome, event.action_type, target.key if target else "-", event.actor,
+        decision.message or "", extra={
+            "uid": event.uid, "target": target.key if target else None, "actor": event.actor,
+            "action": event.action_type, "decision": outcome, "pattern": decision.pattern or None,
+            "dry_run": result.dry_run, "latency_ms": round(result.latency_ms, 3),
+        },
+    )

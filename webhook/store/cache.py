@@ -1,0 +1,110 @@
+"""Redis, the hot cache and coordination point: recent events per target and per actor, and
+per-target locks. Losing Redis loses nothing: every read falls back to PostgreSQL and a cold
+key is warmed from it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import secrets
+from collections.abc import AsyncIterator, Sequence
+
+import redis.asyncio as aioredis
+
+from webhook.actions.model import ActionEvent
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
+"""
+
+
+class LockTimeout(RuntimeError):
+    pass
+
+
+class RedisCache:
+    """Sorted sets of event JSON scored by time, one per target and one per actor.
+
+    A ``warm`` marker says the set holds everything since ``horizon`` ago; without it the set
+    is not trusted and the caller reloads it from PostgreSQL (after a Redis restart, say).
+    """
+
+    def __init__(self, client: aioredis.Redis, *, cluster_id: str, horizon: datetime.timedelta) -> None:
+        self.client = client
+        self.prefix = f"sg:{cluster_id}"
+        self.horizon = horizon
+        self._release = client.register_script(_RELEASE)
+
+    @classmethod
+    def from_url(cls, url: str, *, cluster_id: str, horizon: datetime.timedelta) -> RedisCache:
+        client = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True)
+        return cls(client, cluster_id=cluster_id, horizon=horizon)
+
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def _events_key(self, kind: str, name: str) -> str:
+        return f"{self.prefix}:{kind}:{name}"
+
+    async def read(self, kind: str, name: str, *, since: datetime.datetime) -> list[ActionEvent] | None:
+        """Events after ``since``, oldest first; None when the key is cold."""
+        key = self._events_key(kind, name)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.exists(key + ":warm")
+            pipe.zrangebyscore(key, f"({since.timestamp()}", "+inf")
+            warm, members = await pipe.execute()
+        if not warm:
+            return None
+        return [ActionEvent.from_json(json.loads(member)) for member in members]
+
+    async def fill(self, kind: str, name: str, events: Sequence[ActionEvent], *, now: datetime.datetime) -> None:
+        """Replace a cold key with what PostgreSQL holds, and mark it warm."""
+        key = self._events_key(kind, name)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            if events:
+                pipe.zadd(key, {json.dumps(e.to_json(), sort_keys=True): e.at.timestamp() for e in events})
+            pipe.set(key + ":warm", "1", ex=int(self.horizon.total_seconds()))
+            pipe.expire(key, int(self.horizon.total_seconds()) + 60)
+            await pipe.execute()
+
+    async def append(self, kind: str, name: str, event: ActionEvent, *, now: datetime.datetime) -> None:
+        """Add an event to a warm key (a cold one is left cold and warmed on the next read)."""
+        key = self._events_key(kind, name)
+        # zadd only if warm; a cold key will be rebuilt from PostgreSQL, which already has the event.
+        script = (
+            "if redis.call('exists', KEYS[2]) == 1 then "
+            "redis.call('zadd', KEYS[1], ARGV[1], ARGV[2]); "
+            "redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[3]); "
+            "redis.call('expire', KEYS[1], ARGV[4]) end return 1"
+        )
+        await self.client.eval(
+            script, 2, key, key + ":warm", event.at.timestamp(), json.dumps(event.to_json(), sort_keys=True),
+            (now - self.horizon).timestamp(), int(self.horizon.total_seconds()) + 60,
+        )
+
+    async def invalidate(self, kind: str, name: str) -> None:
+        await self.client.delete(self._events_key(kind, name) + ":warm")
+
+    @contextlib.asynccontextmanager
+    async def lock(self, name: str, *, ttl: float = 5.0, wait: float = 2.5) -> AsyncIterator[None]:
+        """A short exclusive lock shared by every replica; ``LockTimeout`` after ``wait`` seconds."""
+        key = f"{self.prefix}:lock:{name}"
+        token = secrets.token_hex(8)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        delay = 0.002
+        while not await self.client.set(key, token, nx=True, px=int(ttl * 1000)):
+            if loop.time() >= deadline:
+                raise LockTimeout(f"lock {name} busy for {wait}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        try:
+            yield
+        finally:
+            await self._release(keys=[key], args=[token])

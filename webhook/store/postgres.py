@@ -1,0 +1,302 @@
+"""PostgreSQL, the system of record: every admitted action, restriction, detection and decision."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import asyncpg
+
+from webhook.actions.model import ActionEvent, TargetRef
+from webhook.decision.decide import AlertUpdate, Decision
+from webhook.decision.state import Approval, Restriction
+
+_PARTITION_MISSING = "23514"  # check_violation: "no partition of relation ... found for row"
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+                                     command_timeout=10)
+
+
+def _event_from_row(row: asyncpg.Record) -> ActionEvent:
+    event = ActionEvent.from_json(row["event"])
+    return event.replace(effectiveness=row["effectiveness_score"], action_id=row["id"])
+
+
+class PostgresStore:
+    """Typed queries over the schema in ``migrations/``. One instance per process; the pool is shared."""
+
+    def __init__(self, pool: asyncpg.Pool, *, cluster_id: str) -> None:
+        self.pool = pool
+        self.cluster_id = cluster_id
+
+    async def ping(self) -> None:
+        async with self.pool.acquire(timeout=2) as connection:
+            await connection.fetchval("SELECT 1")
+
+    # --- actions ------------------------------------------------------------------------------
+
+    async def record_action(self, event: ActionEvent) -> int | None:
+        """Write an admitted action once (idempotent by request uid and time); return its id."""
+        async with self.pool.acquire() as connection:
+            try:
+                return await self._insert_action(connection, event)
+            except asyncpg.PostgresError as exc:
+                if getattr(exc, "sqlstate", None) != _PARTITION_MISSING:
+                    raise
+            await connection.execute("SELECT sg_ensure_partition($1)", event.at)
+            return await self._insert_action(connection, event)
+
+    async def _insert_action(self, connection: asyncpg.Connection, event: ActionEvent) -> int | None:
+        async with connection.transaction():
+            history_id = None
+            if event.target is not None:
+                history_id = await self._history_id(connection, event.target, event.at)
+            action_id = await connection.fetchval(
+                """
+                INSERT INTO resource_action_traces (
+                    cluster_id, action_history_id, request_uid, correlation_id, action_timestamp, action_type,
+                    actor, actor_class, namespace, kind, name, object_kind, model_used, model_confidence,
+                    alert_name, replicas_before, replicas_after, bypass_reason, event)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                ON CONFLICT (cluster_id, request_uid, action_timestamp) DO NOTHING
+                RETURNING id
+                """,
+                self.cluster_id, history_id, event.uid, event.correlation_id, event.at, event.action_type,
+                event.actor, event.actor_class.value,
+                event.target.namespace if event.target else None,
+                event.target.kind if event.target else None,
+                event.target.name if event.target else None,
+                event.object_kind, event.model_used, event.confidence, event.alert_name,
+                event.replicas_before, event.replicas_after, event.bypass, event.to_json(),
+            )
+            if action_id is None:
+                return await connection.fetchval(
+                    "SELECT id FROM resource_action_traces WHERE cluster_id = $1 AND request_uid = $2"
+                    " AND action_timestamp = $3", self.cluster_id, event.uid, event.at)
+            if history_id is not None:
+                await connection.execute(
+                    "UPDATE action_histories SET total_actions = total_actions + 1,"
+                    " last_action_at = GREATEST(last_action_at, $2), updated_at = now() WHERE id = $1",
+                    history_id, event.at)
+            return action_id
+
+    async def _history_id(self, connection: asyncpg.Connection, target: TargetRef, at: datetime.datetime) -> int:
+        resource_id = await connection.fetchval(
+            """
+            INSERT INTO resource_references (cluster_id, api_version, kind, namespace, name, last_seen)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (cluster_id, namespace, kind, name)
+            DO UPDATE SET last_seen = GREATEST(resource_references.last_seen, EXCLUDED.last_seen)
+            RETURNING id
+            """,
+            self.cluster_id, target.api_version, target.kind, target.namespace, target.name, at,
+        )
+        return await connection.fetchval(
+            """
+            INSERT INTO action_histories (cluster_id, resource_id) VALUES ($1, $2)
+            ON CONFLICT (resource_id) DO UPDATE SET updated_at = action_histories.updated_at
+            RETURNING id
+            """,
+            self.cluster_id, resource_id,
+        )
+
+    async def target_events(self, target: TargetRef, *, since: datetime.datetime,
+                            until: datetime.datetime | None = None) -> list[ActionEvent]:
+        rows = await self.pool.fetch(
+            """
+            SELECT id, event, effectiveness_score FROM resource_action_traces
+            WHERE cluster_id = $1 AND namespace = $2 AND kind = $3 AND name = $4
+              AND action_timestamp > $5 AND ($6::timestamptz IS NULL OR action_timestamp <= $6)
+            ORDER BY action_timestamp, id
+            """,
+            self.cluster_id, target.namespace, target.kind, target.name, since, until,
+        )
+        return [_event_from_row(row) for row in rows]
+
+    async def actor_events(self, actor: str, *, since: datetime.datetime) -> list[ActionEvent]:
+        rows = await self.pool.fetch(
+            """
+            SELECT id, event, effectiveness_score FROM resource_action_traces
+            WHERE cluster_id = $1 AND actor = $2 AND action_timestamp > $3
+            ORDER BY action_timestamp, id
+            """,
+            self.cluster_id, actor, since,
+        )
+        return [_event_from_row(row) for row in rows]
+
+    async def target_effectiveness(self, target: TargetRef) -> dict[str, float]:
+        rows = await self.pool.fetch(
+            """
+            SELECT action_type, avg(effectiveness_score)::float8 AS mean FROM resource_action_traces
+            WHERE cluster_id = $1 AND namespace = $2 AND kind = $3 AND name = $4
+              AND effectiveness_score IS NOT NULL
+            GROUP BY action_type
+            """,
+            self.cluster_id, target.namespace, target.kind, target.name,
+        )
+        return {row["action_type"]: row["mean"] for row in rows}
+
+    async def count_actions(self) -> int:
+        return await self.pool.fetchval(
+            "SELECT count(*) FROM resource_action_traces WHERE cluster_id = $1", self.cluster_id)
+
+    # --- restrictions -------------------------------------------------------------------------
+
+    async def add_restriction(self, restriction: Restriction) -> None:
+        await self.pool.execute(
+            """
+            INSERT INTO restrictions (cluster_id, scope, pattern, strategy, applies, started_at, until, alert,
+                                      evidence, target_key)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            """,
+            self.cluster_id, restriction.scope, restriction.pattern.value, restriction.strategy.value,
+            restriction.applies, restriction.started, restriction.until, restriction.alert, restriction.evidence,
+            restriction.target_key,
+        )
+
+    async def restrictions(self, *, scopes: Sequence[str], actor: str | None,
+                           since: datetime.datetime) -> list[Restriction]:
+        """Restrictions on these scopes, or on the actor in any scope, that ended after ``since``."""
+        rows = await self.pool.fetch(
+            """
+            SELECT scope, pattern, strategy, applies, started_at, until, alert, evidence, target_key, created_at
+            FROM restrictions
+            WHERE cluster_id = $1 AND until > $2
+              AND (scope = ANY($3::text[]) OR ($4::text IS NOT NULL AND scope LIKE 'actor/' || $4 || '/%'))
+            ORDER BY created_at
+            """,
+            self.cluster_id, since, list(scopes), actor,
+        )
+        return [
+            Restriction.from_json({
+                "pattern": row["pattern"], "strategy": row["strategy"], "scope": row["scope"],
+                "applies": row["applies"], "started": row["started_at"].isoformat(),
+                "until": row["until"].isoformat(), "alert": row["alert"], "evidence": row["evidence"],
+                "target_key": row["target_key"],
+            })
+            for row in rows
+        ]
+
+    async def cooling_periods_since(self, *, scope: str, pattern: str, since: datetime.datetime) -> int:
+        return await self.pool.fetchval(
+            "SELECT count(*) FROM restrictions WHERE cluster_id = $1 AND scope = $2 AND pattern = $3"
+            " AND strategy = 'cooling-period' AND created_at > $4",
+            self.cluster_id, scope, pattern, since,
+        )
+
+    # --- detections and approvals -------------------------------------------------------------
+
+    async def upsert_detection(self, update: AlertUpdate, *, now: datetime.datetime) -> None:
+        evidence = [
+            {"timestamp": e.at.isoformat(), "actionType": e.action_type, "actor": e.actor,
+             "summary": e.summary(), "requestUid": e.uid}
+            for e in update.evidence
+        ]
+        target = update.target
+        await self.pool.execute(
+            """
+            INSERT INTO oscillation_detections (
+                cluster_id, alert_namespace, alert_name, pattern_type, namespace, kind, name, actor, severity,
+                confidence, strategy, enforcement_action, phase, message, summary, alternative, evidence,
+                occurrences, denied_requests, first_seen, last_seen, cooldown_until, approval_used_by,
+                approval_used_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                    $18, $19, $20, $20, $21, $22, CASE WHEN $22::text IS NULL THEN NULL ELSE $20 END)
+            ON CONFLICT (cluster_id, alert_namespace, alert_name) DO UPDATE SET
+                severity = EXCLUDED.severity, confidence = EXCLUDED.confidence, strategy = EXCLUDED.strategy,
+                enforcement_action = EXCLUDED.enforcement_action, phase = EXCLUDED.phase,
+                message = EXCLUDED.message, summary = EXCLUDED.summary, alternative = EXCLUDED.alternative,
+                actor = EXCLUDED.actor, evidence = EXCLUDED.evidence,
+                occurrences = oscillation_detections.occurrences + EXCLUDED.occurrences,
+                denied_requests = oscillation_detections.denied_requests + EXCLUDED.denied_requests,
+                last_seen = EXCLUDED.last_seen,
+                cooldown_until = COALESCE(EXCLUDED.cooldown_until, oscillation_detections.cooldown_until),
+                approval_used_by = COALESCE(EXCLUDED.approval_used_by, oscillation_detections.approval_used_by),
+                approval_used_at = COALESCE(EXCLUDED.approval_used_at, oscillation_detections.approval_used_at)
+            """,
+            self.cluster_id, update.namespace, update.name, update.pattern.value,
+            target.namespace if target else None, target.kind if target else None, target.name if target else None,
+            update.actor, update.severity.value, update.confidence, update.strategy.value, update.enforcement.value,
+            update.phase, update.message, update.summary, update.alternative, evidence,
+            1 if update.new_occurrence else 0, 1 if update.denied else 0, now, update.cooldown_until,
+            update.approval_used_by,
+        )
+
+    async def count_refusal(self, alert: str, *, now: datetime.datetime) -> None:
+        namespace, name = alert.split("/", 1)
+        await self.pool.execute(
+            "UPDATE oscillation_detections SET denied_requests = denied_requests + 1, last_seen = $4"
+            " WHERE cluster_id = $1 AND alert_namespace = $2 AND alert_name = $3",
+            self.cluster_id, namespace, name, now)
+
+    async def detections(self, *, namespace: str | None = None) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM oscillation_detections WHERE cluster_id = $1 AND ($2::text IS NULL OR alert_namespace = $2)"
+            " ORDER BY last_seen DESC", self.cluster_id, namespace)
+        return [dict(row) for row in rows]
+
+    async def approvals(self, alerts: Iterable[str]) -> list[Approval]:
+        keys = list(alerts)
+        rows = await self.pool.fetch(
+            """
+            SELECT alert_namespace || '/' || alert_name AS alert, approved_by, approval_reason, approved_at,
+                   approval_used_at
+            FROM oscillation_detections
+            WHERE cluster_id = $1 AND approved_at IS NOT NULL AND alert_namespace || '/' || alert_name = ANY($2::text[])
+            """,
+            self.cluster_id, keys,
+        )
+        return [
+            Approval(alert=row["alert"], approved_by=row["approved_by"], reason=row["approval_reason"] or "",
+                     approved_at=row["approved_at"],
+                     used_at=row["approval_used_at"] if row["approval_used_at"] and row["approval_used_at"] >= row["approved_at"] else None)
+            for row in rows
+        ]
+
+    async def approve(self, alert: str, *, approved_by: str, reason: str, at: datetime.datetime) -> bool:
+        """Record a person's approval; False when no such detection exists."""
+        namespace, name = alert.split("/", 1)
+        status = await self.pool.execute(
+            """
+            UPDATE oscillation_detections SET approved_by = $4, approval_reason = $5, approved_at = $6,
+                   approval_used_at = NULL, approval_used_by = NULL, phase = 'Approved'
+            WHERE cluster_id = $1 AND alert_namespace = $2 AND alert_name = $3
+            """,
+            self.cluster_id, namespace, name, approved_by, reason, at,
+        )
+        return status.endswith(" 1")
+
+    async def consume_approval(self, alert: str, *, request_uid: str, at: datetime.datetime) -> None:
+        namespace, name = alert.split("/", 1)
+        await self.pool.execute(
+            "UPDATE oscillation_detections SET approval_used_at = $4, approval_used_by = $5"
+            " WHERE cluster_id = $1 AND alert_namespace = $2 AND alert_name = $3",
+            self.cluster_id, namespace, name, at, request_uid)
+
+    # --- decisions ----------------------------------------------------------------------------
+
+    async def record_decision(self, decision: Decision, *, now: datetime.datetime, latency_ms: float,
+                              degraded: str | None = None) -> None:
+        event = decision.event
+        target = event.target
+        await self.pool.execute(
+            """
+            INSERT INTO admission_decisions (cluster_id, request_uid, decided_at, namespace, kind, name, action_type,
+                actor, actor_class, outcome, allowed, code, pattern, strategy, message, warnings, degraded, latency_ms)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+            ON CONFLICT (cluster_id, request_uid) DO NOTHING
+            """,
+            self.cluster_id, event.uid, now, target.namespace if target else None, target.kind if target else None,
+            target.name if target else None, event.action_type, event.actor, event.actor_class.value,
+            decision.outcome.value, decision.allowed, decision.code, decision.pattern or None,
+            decision.strategy.value if decision.strategy else None, decision.message, list(decision.warnings),
+            degraded, latency_ms,
+        )
