@@ -37,7 +37,7 @@ def detect(situation: Situation, policy: PatternPolicy) -> Finding | None:
     events = [event for event in _history.actor_events(situation, policy) if event.target is not None]
 
     everywhere = _first_per_target(events, proposed)
-    in_namespace = {key: event for key, event in everywhere.items() if event.target.namespace == namespace}  # type: ignore[union-attr]
+    in_namespace = {key: event for key, event in everywhere.items() if _namespace(event) == namespace}
     cluster_needed = _counting.required(policy, "clusterWorkloads", 20)
     namespace_needed = _counting.required(policy, "namespaceWorkloads", policy.min_occurrences)
 
@@ -70,6 +70,11 @@ def _first_per_target(events: list[ActionEvent], proposed: ActionEvent) -> dict[
     return first
 
 
+def _namespace(event: ActionEvent) -> str:
+    assert event.target is not None  # events without a target were left out before
+    return event.target.namespace
+
+
 def _finding(
     situation: Situation, policy: PatternPolicy, workloads: dict[str, ActionEvent], *,
     needed: int, triggered: bool, scope: str, severity: Severity,
@@ -78,7 +83,7 @@ def _finding(
     others = sorted((event for event in workloads.values() if event is not proposed), key=lambda e: e.at)
     evidence = (*others, proposed)
     if scope == "cluster":
-        namespaces = {event.target.namespace for event in evidence}  # type: ignore[union-attr]
+        namespaces = {_namespace(event) for event in evidence}
         where = f"in {_wording.plural(len(namespaces), 'namespace')}"
     else:
         where = f"in namespace {scope.removeprefix('namespace/')}"

@@ -30,7 +30,7 @@ from webhook.detection.situation import Finding, Situation
 from webhook.policy.model import PatternType
 from webhook.policy.resolved import PatternPolicy
 
-Detector = Callable[[Situation, PatternPolicy], "Finding | None"]
+Detector = Callable[[Situation, PatternPolicy], Finding | None]
 
 DETECTORS: Mapping[PatternType, Detector] = {
     PatternType.SCALE_OSCILLATION: scale_oscillation.detect,

@@ -65,13 +65,12 @@ def detect(situation: Situation, policy: PatternPolicy) -> Finding | None:
         key=lambda t: (-t.count, t.key),
     )
     alternation = _alternation_trigger(events, proposed, situation=situation, policy=policy)
+    triggers = [*dimensions, *([alternation] if alternation else [])]
 
-    chosen = _pick([t for t in dimensions if t.triggered], alternation if alternation and alternation.triggered else None)
-    triggered = bool(chosen)
-    if not chosen:
-        chosen = _pick([t for t in dimensions if t.near_miss], alternation if alternation and alternation.near_miss else None)
+    chosen = _pick(triggers, triggered=True) or _pick(triggers, triggered=False)
     if not chosen:
         return None
+    triggered = chosen[0].triggered
 
     return Finding(
         pattern=PATTERN,
@@ -94,9 +93,12 @@ def best_alternative(effectiveness: Mapping[str, float], *, exclude: str) -> str
     return min(candidates)[1] if candidates else None
 
 
-def _pick(dimensions: list[_Trigger], alternation: _Trigger | None) -> list[_Trigger]:
-    """The strongest dimension (already sorted first) and the alternation trigger, if present."""
-    return dimensions[:1] + ([alternation] if alternation else [])
+def _pick(triggers: list[_Trigger], *, triggered: bool) -> list[_Trigger]:
+    """The triggered (or else near-miss) triggers to report: the strongest dimension (they come
+    sorted, most reversals first) and the alternation trigger, each only if it qualifies."""
+    qualifying = [t for t in triggers if (t.triggered if triggered else t.near_miss)]
+    dimension = [t for t in qualifying if t.kind == "dimension"][:1]
+    return dimension + [t for t in qualifying if t.kind == "alternation"]
 
 
 def _dimension_triggers(
@@ -106,15 +108,14 @@ def _dimension_triggers(
     triggers = []
     for dimension in dict.fromkeys(c.dimension for c in proposed.resource_changes if c.direction):
         sequence = [event for event in events if moved(event, dimension)] + [proposed]
-        changes = [moved(event, dimension) for event in sequence]
-        directions = [change.direction for change in changes if change]
+        changes = [change for event in sequence if (change := moved(event, dimension)) is not None]
+        directions = [change.direction for change in changes]
         if not _counting.ends_in_reversal(directions):
             continue
         count = _counting.reversals(directions)
         triggered = count >= needed and len(sequence) >= policy.min_occurrences
         first = changes[0]
-        assert first is not None
-        chain = "→".join([_quantity(first.before, first.before_text)] + [_quantity(c.after, c.after_text) for c in changes if c])
+        chain = "→".join([_quantity(first.before, first.before_text), *(_quantity(c.after, c.after_text) for c in changes)])
         label = f"{first.container} {first.resource} {first.field.removesuffix('s')}"
         triggers.append(_Trigger(
             kind="dimension",
