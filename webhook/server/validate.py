@@ -56,7 +56,7 @@ def _degraded(uid: str, exc: Exception, *, fail_closed: bool) -> dict:
     mode = "fail-closed" if fail_closed else "fail-open"
     metrics.DEGRADED_DECISIONS.labels(mode=mode).inc()
     metrics.REQUESTS.labels(decision=mode, pattern="", dry_run="false").inc()
-    logger.error("cannot decide %s (%s): %s", uid, mode, exc, extra={"uid": uid, "decision": mode})
+    logger.error("cannot decide %s (%s): %s", uid, mode, exc, extra={"uid": uid, "decision": mode}, exc_info=exc)
     if fail_closed:
         return responses.denied(uid, code=503, message=f"safety-gate: cannot check history ({type(exc).__name__}); "
                                                          "failClosed is set, refusing")

@@ -598,7 +598,7 @@ class EmbeddedRedis(_Supervised):
 
 
 @contextlib.contextmanager
-def provide_postgres(*, dsn: str | None, data_dir: Path) -> Iterator[ExternalPostgres | EmbeddedPostgres]:
+def provide_postgres(*, dsn: str | None, data_dir: Path | None = None) -> Iterator[ExternalPostgres | EmbeddedPostgres]:
     """The PostgreSQL to use: ``dsn`` if given, else an embedded one in ``data_dir``.
 
     The single decision ``serve`` (``--postgres-dsn``) and the tests
@@ -607,6 +607,8 @@ def provide_postgres(*, dsn: str | None, data_dir: Path) -> Iterator[ExternalPos
     if dsn:
         yield ExternalPostgres(dsn=dsn)
         return
+    if data_dir is None:
+        raise ValueError("provide_postgres() needs a dsn or a data_dir for the embedded server")
     server = EmbeddedPostgres(data_dir=data_dir)
     server.start()
     try:
@@ -616,11 +618,13 @@ def provide_postgres(*, dsn: str | None, data_dir: Path) -> Iterator[ExternalPos
 
 
 @contextlib.contextmanager
-def provide_redis(*, url: str | None, data_dir: Path) -> Iterator[ExternalRedis | EmbeddedRedis]:
+def provide_redis(*, url: str | None, data_dir: Path | None = None) -> Iterator[ExternalRedis | EmbeddedRedis]:
     """The Redis to use: ``url`` if given, else an embedded one in ``data_dir``."""
     if url:
         yield ExternalRedis(url=url)
         return
+    if data_dir is None:
+        raise ValueError("provide_redis() needs a url or a data_dir for the embedded server")
     server = EmbeddedRedis(data_dir=data_dir)
     server.start()
     try:

@@ -209,7 +209,7 @@ class PostgresStore:
                 occurrences, denied_requests, first_seen, last_seen, cooldown_until, approval_used_by,
                 approval_used_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                    $18, $19, $20, $20, $21, $22, CASE WHEN $22::text IS NULL THEN NULL ELSE $20 END)
+                    $18, $19, $20, $20, $21, $22, CASE WHEN $22::text IS NULL THEN NULL ELSE $20::timestamptz END)
             ON CONFLICT (cluster_id, alert_namespace, alert_name) DO UPDATE SET
                 severity = EXCLUDED.severity, confidence = EXCLUDED.confidence, strategy = EXCLUDED.strategy,
                 enforcement_action = EXCLUDED.enforcement_action, phase = EXCLUDED.phase,

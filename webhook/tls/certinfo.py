@@ -11,6 +11,7 @@ import datetime
 import ipaddress
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 
@@ -74,7 +75,7 @@ def issued_by(cert_pem: bytes, ca_pem: bytes) -> bool:
     cert, ca = _first(cert_pem), _first(ca_pem)
     try:
         cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, Exception):  # InvalidSignature and friends
+    except (InvalidSignature, ValueError, TypeError):
         return False
     return True
 
