@@ -68,7 +68,8 @@ def test_printer_columns(crds):
         ("Pattern", "string", ".spec.patternType"),
         ("Severity", "string", ".spec.severity"),
         ("Phase", "string", ".status.phase"),
-        ("Until", "date", ".status.cooldownUntil"),
+        # a "date" column prints time-since, so a future end time would read "<invalid>"
+        ("Until", "string", ".status.cooldownUntil"),
         ("Age", "date", ".metadata.creationTimestamp"),
     ]
     assert columns(crds["OscillationPattern"]) == [
