@@ -34,6 +34,7 @@ record() {
   local tmp
   tmp="$(mktemp "$bin/.VERSIONS.XXXXXX")"
   { awk -v n="$1" '$1!=n' "$stamp"; echo "$1 $2 $go_version"; } | sort > "$tmp"
+  chmod 644 "$tmp"
   mv "$tmp" "$stamp"
 }
 up_to_date() { [ -x "$bin/$1" ] && [ "$(recorded "$1")" = "$2" ]; }
@@ -69,13 +70,14 @@ build kubectl "$k8s_version" k8s.io/kubernetes/cmd/kubectl "$ldx"
 
 if up_to_date helm "$helm_version"; then
   echo "build-binaries: helm $helm_version already installed"
-elif [ -x "$bin/helm" ] && "$bin/helm" version --template '{{.Version}}' 2>/dev/null | grep -qx "$helm_version"; then
+elif [ -x "$bin/helm" ] && [ "$(go version -m "$bin/helm" 2>/dev/null | awk '$1=="mod" && $2=="helm.sh/helm/v3"{print $3}')" = "$helm_version" ]; then
   echo "build-binaries: helm $helm_version already installed (recording it)"
   record helm "$helm_version"
 else
   echo "build-binaries: installing helm $helm_version"
   start=$SECONDS
-  GOBIN="$bin" CGO_ENABLED=0 go install -p "$jobs" -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$helm_version"
+  GOBIN="$bin" CGO_ENABLED=0 go install -p "$jobs" -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" "helm.sh/helm/v3/cmd/helm@$helm_version"
   record helm "$helm_version"
   echo "build-binaries: installed helm in $((SECONDS - start))s ($(du -h "$bin/helm" | cut -f1))"
 fi
