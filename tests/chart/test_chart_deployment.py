@@ -107,7 +107,8 @@ def test_default_environment(default_docs):
     assert env["SAFETY_GATE_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["SAFETY_GATE_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["SAFETY_GATE_CLUSTER_ID"]["value"] == "default"
-    assert env["SAFETY_GATE_LOG_LEVEL"]["value"] == "info"
+    assert env["SAFETY_GATE_LOG_LEVEL"]["value"] == "INFO"  # Python logging level names
+    assert env["SAFETY_GATE_IN_CLUSTER"]["value"] == "true"
     assert env["SAFETY_GATE_FAIL_CLOSED"]["value"] == "false"
     assert json.loads(env["SAFETY_GATE_OBSERVED_USERS"]["value"]) == [
         "system:serviceaccount:kube-system:horizontal-pod-autoscaler",

@@ -171,7 +171,7 @@ true
 - name: SAFETY_GATE_CLUSTER_ID
   value: {{ .Values.clusterId | quote }}
 - name: SAFETY_GATE_LOG_LEVEL
-  value: {{ .Values.logLevel | quote }}
+  value: {{ .Values.logLevel | upper | quote }}
 {{- end -}}
 
 {{/* Pod anti-affinity / affinity block. */}}
