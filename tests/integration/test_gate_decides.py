@@ -1,0 +1,184 @@
+"""Issue 2 acceptance: realistic AdmissionReview sequences against a running ``safety-gate serve``
+with real PostgreSQL and Redis, over HTTPS."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import re
+import time
+
+import asyncpg
+import pytest
+
+from tests import reviews
+from tests.gateproc import GateProcess
+
+UNTIL = re.compile(r"cooling period until (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) \((\d+)s left\)")
+
+
+def count(dsn: str, sql: str, *args) -> int:
+    async def run() -> int:
+        connection = await asyncpg.connect(dsn)
+        try:
+            return await connection.fetchval(sql, *args)
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def flap(gate: GateProcess, **kwargs) -> list[dict]:
+    return [gate.decide(reviews.scale(before=b, after=a, **kwargs)) for b, a in [(3, 5), (5, 3), (3, 5)]]
+
+
+def test_scale_flapping_by_a_service_account_is_cooled_on_the_second_reversal(gate, fresh_database):
+    first, second, third = flap(gate)
+    assert first["allowed"] and second["allowed"]
+    assert third["allowed"] is False
+    assert third["status"]["code"] == 429
+    message = third["status"]["message"]
+    assert message.startswith("safety-gate: scale-oscillation on Deployment shop/cart: 2 direction reversals")
+    assert "(3→5→3→5)" in message
+    until, left = UNTIL.search(message).groups()
+    end = datetime.datetime.fromisoformat(until.replace("Z", "+00:00"))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert datetime.timedelta(minutes=29) < end - now <= datetime.timedelta(minutes=30, seconds=1)
+    assert 1700 < int(left) <= 1800
+    # The cooling period refuses every further replica change on the target, in either direction.
+    again = gate.decide(reviews.scale(before=5, after=4))
+    assert again["status"]["code"] == 429
+    assert count(fresh_database, "SELECT count(*) FROM resource_action_traces") == 2
+    assert count(fresh_database, "SELECT denied_requests FROM oscillation_detections") == 2
+    assert count(fresh_database, "SELECT count(*) FROM admission_decisions WHERE outcome = 'deny'") == 2
+
+
+def test_the_same_flapping_by_a_person_is_allowed_with_warnings(gate):
+    *_, third = flap(gate, user=reviews.PERSON)
+    assert third["allowed"] is True
+    assert any("would deny: scale-oscillation" in w for w in third["warnings"])
+    assert all(len(w) <= 120 for w in third["warnings"])
+
+
+def test_hpa_changes_are_recorded_but_never_denied(gate, fresh_database):
+    for before, after in [(3, 5), (5, 3), (3, 5), (5, 3), (3, 5)]:
+        answer = gate.decide(reviews.scale(before=before, after=after, user=reviews.HPA))
+        assert answer["allowed"] is True
+    assert count(fresh_database, "SELECT count(*) FROM resource_action_traces WHERE actor = $1", reviews.HPA) == 5
+
+
+def test_hpa_history_counts_against_an_agent(gate):
+    gate.decide(reviews.scale(before=3, after=5, user=reviews.HPA))
+    gate.decide(reviews.scale(before=5, after=3, user=reviews.HPA))
+    answer = gate.decide(reviews.scale(before=3, after=5))
+    assert answer["allowed"] is False
+
+
+def test_four_memory_increases_for_one_alert_escalate_on_the_fourth(gate, fresh_database):
+    steps = [("64Mi", "128Mi"), ("128Mi", "256Mi"), ("256Mi", "512Mi"), ("512Mi", "1Gi")]
+    answers = [gate.decide(reviews.memory_change(b, a, alert="KubePodOOMKilled")) for b, a in steps]
+    assert [a["allowed"] for a in answers] == [True, True, True, False]
+    assert answers[3]["status"]["code"] == 403
+    message = answers[3]["status"]["message"]
+    assert "ineffective-loop on Deployment shop/cart" in message
+    assert "safety-gate approve shop/deployment-cart-ineffective-loop" in message
+    assert count(fresh_database, "SELECT count(*) FROM oscillation_detections WHERE phase = 'PendingApproval'") == 1
+
+
+def test_repeated_restart_pipelineruns_escalate(gate):
+    answers = [gate.decide(reviews.pipelinerun(action_type="restart_pod", target="shop/Deployment/api"))
+               for _ in range(4)]
+    assert [a["allowed"] for a in answers] == [True, True, True, False]
+    assert answers[3]["status"]["code"] == 403
+    v1beta1 = gate.decide(reviews.pipelinerun(action_type="restart_pod", target="shop/Deployment/api",
+                                              api_version="tekton.dev/v1beta1"))
+    assert v1beta1["allowed"] is False
+
+
+def test_dry_run_gets_the_decision_and_leaves_no_trace(gate, fresh_database):
+    gate.decide(reviews.scale(before=3, after=5))
+    gate.decide(reviews.scale(before=5, after=3))
+    tables = ["resource_action_traces", "admission_decisions", "restrictions", "oscillation_detections"]
+    before = {t: count(fresh_database, f"SELECT count(*) FROM {t}") for t in tables}
+    answer = gate.decide(reviews.scale(before=3, after=5, dry_run=True))
+    assert answer["allowed"] is False and answer["status"]["code"] == 429
+    assert {t: count(fresh_database, f"SELECT count(*) FROM {t}") for t in tables} == before
+    # And no cooling period started: a real request is judged afresh (and refused on its own).
+    real = gate.decide(reviews.scale(before=3, after=5))
+    assert real["status"]["code"] == 429
+
+
+POLICY = """
+apiVersion: ai.prometheus-alerts-slm.io/v1
+kind: OscillationPattern
+metadata:
+  name: quick-cooling
+spec:
+  patternDefinition:
+    patternType: scale-oscillation
+    detectionCriteria:
+      minOccurrences: 3
+      timeWindow: 2h
+      thresholds: {directionChanges: 2}
+  preventionStrategy:
+    strategy: cooling-period
+    parameters: {cooldownPeriod: 3s}
+"""
+
+
+def test_a_short_cooling_period_from_a_policy_file_expires(gate_factory, tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    gate = gate_factory(policy=policy)
+    *_, third = flap(gate)
+    assert third["status"]["code"] == 429
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # poll without side effects until the period is over
+        if gate.decide(reviews.scale(before=3, after=5, dry_run=True))["allowed"]:
+            break
+        time.sleep(0.2)
+    answer = gate.decide(reviews.scale(before=3, after=5))
+    assert answer["allowed"] is True, answer
+
+
+def test_history_survives_a_restart_on_the_same_data_dir(tmp_path):
+    """Embedded stores under one data dir: stop the gate, start it again, the pattern continues."""
+    data_dir = tmp_path / "gate-data"
+    with GateProcess(data_dir=data_dir) as gate:
+        gate.decide(reviews.scale(before=3, after=5))
+        gate.decide(reviews.scale(before=5, after=3))
+    with GateProcess(data_dir=data_dir) as gate:
+        answer = gate.decide(reviews.scale(before=3, after=5))
+    assert answer["allowed"] is False and answer["status"]["code"] == 429
+
+
+def test_own_namespace_and_kube_system_are_never_gated(gate_factory):
+    gate = gate_factory(env={"SAFETY_GATE_NAMESPACE": "gate-system"})
+    for namespace in ("kube-system", "gate-system"):
+        answers = [gate.decide(reviews.scale(before=b, after=a, namespace=namespace))
+                   for b, a in [(3, 5), (5, 3), (3, 5), (5, 3)]]
+        assert all(a["allowed"] for a in answers)
+
+
+@pytest.mark.parametrize("body, problem", [
+    (b"not json", "not valid JSON"),
+    (b"[]", "must be a JSON object"),
+    (b'{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {}}', "apiVersion"),
+    (b'{"apiVersion": "admission.k8s.io/v1", "kind": "Pod", "request": {}}', "kind"),
+    (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}', "request"),
+    (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": ""}}', "request.uid"),
+    (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u", "kind": 3}}',
+     "request.kind"),
+])
+def test_bad_input_is_a_400_naming_the_problem(gate, body, problem):
+    reply = gate.post(body)
+    assert reply.status_code == 400
+    assert problem in reply.json()["error"]
+
+
+def test_oversized_body_is_a_400(gate):
+    body = reviews.scale(before=1, after=2)
+    body["request"]["object"]["metadata"]["annotations"] = {"x": "y" * (4 * 1024 * 1024)}
+    reply = gate.post(body)
+    assert reply.status_code == 400
+    assert "over the limit" in reply.json()["error"]
