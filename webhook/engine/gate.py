@@ -57,7 +57,7 @@ class Gate:
         excluded_namespaces: frozenset[str] = frozenset({"kube-system"}),
         clock: Callable[[], datetime.datetime] = utcnow,
         on_decision: Callable[[GateResult], None] | None = None,
-        on_alert: Callable[[Any], None] | None = None,
+        on_remembered: Callable[[Decision], None] | None = None,
         labels_for: Callable[[Any], Any] | None = None,
         hpa_for: Callable[[Any], Any] | None = None,
     ) -> None:
@@ -67,7 +67,7 @@ class Gate:
         self.excluded_namespaces = excluded_namespaces
         self.clock = clock
         self.on_decision = on_decision
-        self.on_alert = on_alert
+        self.on_remembered = on_remembered
         self.labels_for = labels_for
         self.hpa_for = hpa_for
 
@@ -170,13 +170,13 @@ class Gate:
             await postgres.add_restriction(decision.restriction)
         if decision.alert is not None:
             await postgres.upsert_detection(decision.alert, now=now)
-            if self.on_alert:
-                self.on_alert(decision.alert)
         if decision.refused_by is not None:
             await postgres.count_refusal(decision.refused_by.alert, now=now)
         if decision.consume is not None:
             await postgres.consume_approval(decision.consume.alert, request_uid=decision.event.uid, at=now)
         await postgres.record_decision(decision, now=now, latency_ms=latency_ms)
+        if self.on_remembered:
+            self.on_remembered(decision)  # e.g. the OscillationAlert writer, off the hot path
 
 
 def is_denied(result: GateResult) -> bool:
