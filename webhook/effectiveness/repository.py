@@ -1,0 +1,118 @@
+"""The SQL of effectiveness: assessments onto traces, samples out, aggregates into
+``action_effectiveness_metrics``. Shares the process's pool and cluster id with ``PostgresStore``."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from webhook.actions.model import TargetRef
+from webhook.effectiveness.aggregate import Aggregate, ScoredAction
+from webhook.effectiveness.model import Assessment
+
+_RETURNING = """
+    RETURNING id, request_uid, correlation_id, action_timestamp, action_type, namespace, kind, name,
+              effectiveness_score, effectiveness_criteria, effectiveness_method, effectiveness_assessed_at,
+              effectiveness_notes
+"""
+_ASSESS = """
+    UPDATE resource_action_traces SET effectiveness_score = $3, effectiveness_criteria = $4,
+           effectiveness_method = $5, effectiveness_assessed_at = $6, effectiveness_notes = $7
+    WHERE cluster_id = $1 AND {where}
+""" + _RETURNING
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AssessedAction:
+    """A trace right after its assessment was stored."""
+
+    id: int
+    request_uid: str
+    correlation_id: str | None
+    at: datetime.datetime
+    action_type: str
+    target: TargetRef | None
+    score: float
+    criteria: dict[str, bool]
+    method: str
+    assessed_at: datetime.datetime
+    notes: str | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> AssessedAction:
+        target = None
+        if row["namespace"] and row["kind"] and row["name"]:
+            target = TargetRef(namespace=row["namespace"], kind=row["kind"], name=row["name"])
+        return cls(id=row["id"], request_uid=row["request_uid"], correlation_id=row["correlation_id"],
+                   at=row["action_timestamp"], action_type=row["action_type"], target=target,
+                   score=row["effectiveness_score"], criteria=row["effectiveness_criteria"] or {},
+                   method=row["effectiveness_method"], assessed_at=row["effectiveness_assessed_at"],
+                   notes=row["effectiveness_notes"])
+
+
+class EffectivenessRepository:
+    def __init__(self, pool: asyncpg.Pool, *, cluster_id: str) -> None:
+        self.pool = pool
+        self.cluster_id = cluster_id
+
+    def _args(self, assessment: Assessment, at: datetime.datetime) -> list[Any]:
+        return [float(assessment.score), assessment.criteria.model_dump(), assessment.method.value, at,
+                assessment.notes]
+
+    async def assess(self, action_id: int, assessment: Assessment, *,
+                     at: datetime.datetime) -> AssessedAction | None:
+        """Store the assessment on one trace; None when the id is unknown (in this cluster)."""
+        row = await self.pool.fetchrow(_ASSESS.format(where="id = $2"), self.cluster_id, action_id,
+                                       *self._args(assessment, at))
+        return AssessedAction.from_row(row) if row else None
+
+    async def assess_correlation(self, correlation_id: str, assessment: Assessment, *,
+                                 at: datetime.datetime) -> list[AssessedAction]:
+        """Store the assessment on every trace carrying the correlation id, oldest first."""
+        rows = await self.pool.fetch(_ASSESS.format(where="correlation_id = $2"), self.cluster_id,
+                                     correlation_id, *self._args(assessment, at))
+        return sorted((AssessedAction.from_row(row) for row in rows), key=lambda a: (a.at, a.id))
+
+    async def scored(self, *, since: datetime.datetime, until: datetime.datetime) -> list[ScoredAction]:
+        """Assessed actions taken in [since, until]."""
+        rows = await self.pool.fetch(
+            """
+            SELECT action_timestamp, effectiveness_score::float8 AS score, action_type, namespace, alert_name,
+                   model_used
+            FROM resource_action_traces
+            WHERE cluster_id = $1 AND effectiveness_score IS NOT NULL
+              AND action_timestamp >= $2 AND action_timestamp <= $3
+            ORDER BY action_timestamp, id
+            """,
+            self.cluster_id, since, until,
+        )
+        return [ScoredAction(at=row["action_timestamp"], score=row["score"], action_type=row["action_type"],
+                             namespace=row["namespace"], alert_name=row["alert_name"],
+                             model_used=row["model_used"]) for row in rows]
+
+    async def store_aggregates(self, aggregates: Sequence[Aggregate], *, period_start: datetime.datetime,
+                               period_end: datetime.datetime, computed_at: datetime.datetime) -> None:
+        if not aggregates:
+            return
+        await self.pool.executemany(
+            """
+            INSERT INTO action_effectiveness_metrics (cluster_id, scope_type, scope_value, action_type, sample_size,
+                mean_score, ci_lower, ci_upper, trend, period_start, period_end, computed_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            ON CONFLICT (cluster_id, scope_type, scope_value, action_type) DO UPDATE SET
+                sample_size = EXCLUDED.sample_size, mean_score = EXCLUDED.mean_score,
+                ci_lower = EXCLUDED.ci_lower, ci_upper = EXCLUDED.ci_upper, trend = EXCLUDED.trend,
+                period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,
+                computed_at = EXCLUDED.computed_at
+            """,
+            [
+                (self.cluster_id, a.scope.scope_type, a.scope_value, a.action_type, a.summary.sample_size,
+                 a.summary.mean, a.summary.ci_lower, a.summary.ci_upper, a.summary.trend.value, period_start,
+                 period_end, computed_at)
+                for a in aggregates
+            ],
+        )

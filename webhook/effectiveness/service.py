@@ -1,0 +1,55 @@
+"""Assessing actions and refreshing aggregates: the repository plus the cache it must keep honest."""
+
+from __future__ import annotations
+
+import datetime
+
+from webhook.effectiveness.aggregate import Aggregate, Scope, aggregate, aggregate_all
+from webhook.effectiveness.model import Assessment
+from webhook.effectiveness.repository import AssessedAction, EffectivenessRepository
+from webhook.store.history import HistoryStore
+
+DEFAULT_PERIOD = datetime.timedelta(days=30)
+
+
+class EffectivenessService:
+    def __init__(self, *, history: HistoryStore) -> None:
+        self.history = history
+        postgres = history.postgres
+        self.repository = EffectivenessRepository(postgres.pool, cluster_id=postgres.cluster_id)
+
+    async def assess(self, action_id: int, assessment: Assessment, *,
+                     now: datetime.datetime) -> AssessedAction | None:
+        assessed = await self.repository.assess(action_id, assessment, at=now)
+        if assessed is not None:
+            await self._forget([assessed])
+        return assessed
+
+    async def assess_correlation(self, correlation_id: str, assessment: Assessment, *,
+                                 now: datetime.datetime) -> list[AssessedAction]:
+        assessed = await self.repository.assess_correlation(correlation_id, assessment, at=now)
+        await self._forget(assessed)
+        return assessed
+
+    async def _forget(self, assessed: list[AssessedAction]) -> None:
+        """The Redis copy of a target's recent events carries the old (missing) score; the next
+        decision must read the new one, so the copy goes and is rebuilt from PostgreSQL."""
+        for target in {a.target for a in assessed if a.target is not None}:
+            await self.history.forget_target(target)
+
+    async def report(self, *, scope: Scope, value: str | None, action_type: str | None,
+                     period: datetime.timedelta, now: datetime.datetime) -> list[Aggregate]:
+        """Fresh aggregates for one scope, also stored in ``action_effectiveness_metrics``."""
+        since = now - period
+        actions = await self.repository.scored(since=since, until=now)
+        results = aggregate(actions, scope=scope, value=value, action_type=action_type)
+        await self.repository.store_aggregates(results, period_start=since, period_end=now, computed_at=now)
+        return results
+
+    async def refresh(self, *, now: datetime.datetime,
+                      period: datetime.timedelta = DEFAULT_PERIOD) -> list[Aggregate]:
+        """Every scope, stored: what the periodic job runs."""
+        since = now - period
+        results = aggregate_all(await self.repository.scored(since=since, until=now))
+        await self.repository.store_aggregates(results, period_start=since, period_end=now, computed_at=now)
+        return results
