@@ -34,6 +34,17 @@ class Settings(pydantic_settings.BaseSettings):
     observed_groups: list[str] = list(DEFAULT_OBSERVED_GROUPS)
     bypass_subjects: list[str] = []
     api_token_file: pathlib.Path | None = None
+    # The Kubernetes edge (webhook.kube): only used with --kubeconfig or in a cluster.
+    webhook_config: str | None = None          # our ValidatingWebhookConfiguration (`cleanup` deletes it)
+    kube_timeout_seconds: float = pydantic.Field(default=5.0, gt=0)
+    alert_queue_size: int = pydantic.Field(default=1000, ge=1)
+    alert_sweep_seconds: float = pydantic.Field(default=60.0, gt=0)
+    alert_stale_hours: float = pydantic.Field(default=24.0, gt=0)
+    upkeep_interval: float = pydantic.Field(default=1.0, gt=0)  # seconds between store checks / outbox drains
+    # Retention (DESIGN §7): seconds between runs inside the server (0: never; `safety-gate retention
+    # run` still works), and the default max age for untargeted actions and whole-partition drops.
+    retention_interval: float = pydantic.Field(default=3600.0, ge=0)
+    retention_max_age_days: int = pydantic.Field(default=90, ge=1)
 
     def actor_rules(self) -> ActorRules:
         return ActorRules(

@@ -39,6 +39,8 @@ class Outcome(str, enum.Enum):
     DRYRUN_DENY = "dryrun-deny"
     BYPASS = "bypass"
     APPROVED = "approved"
+    FAIL_OPEN = "fail-open"      # no store could answer: allowed unchecked, with a warning
+    FAIL_CLOSED = "fail-closed"  # no store could answer and failClosed is set: refused
 
 
 class Phase:
@@ -91,10 +93,11 @@ class Decision:
     refused_by: Restriction | None = None   # an existing one that refused this request
     alert: AlertUpdate | None = None
     consume: Approval | None = None
+    dry_run: bool = False                   # request.dryRun: answer only, remember nothing at all
 
     @property
     def allowed(self) -> bool:
-        return self.outcome is not Outcome.DENY
+        return self.outcome not in (Outcome.DENY, Outcome.FAIL_CLOSED)
 
     @property
     def winner(self) -> Finding | None:
@@ -114,7 +117,19 @@ class Decision:
 
     def without_effects(self) -> Decision:
         """``request.dryRun``: the same answer, nothing remembered (DESIGN §5)."""
-        return dataclasses.replace(self, record=False, restriction=None, alert=None, consume=None)
+        return dataclasses.replace(self, record=False, restriction=None, alert=None, consume=None, dry_run=True)
+
+
+def unchecked(proposal: Proposal, *, fail_closed: bool) -> Decision:
+    """The answer when no history can be read at all (DESIGN §7): allow with a warning and record
+    the action for later, or — with ``failClosed`` — refuse."""
+    event = proposal.event
+    if fail_closed:
+        return Decision(outcome=Outcome.FAIL_CLOSED, event=event, code=503, record=False,
+                        message="safety-gate: cannot read action history (PostgreSQL and Redis unavailable); "
+                                "failClosed is set, so changes are refused until they return")
+    return Decision(outcome=Outcome.FAIL_OPEN, event=event,
+                    warnings=("safety-gate: action history unavailable; allowed unchecked (fail-open)",))
 
 
 def prepare(proposal: Proposal, *, rules: ActorRules, history: Sequence[ActionEvent]) -> ActionEvent:

@@ -7,30 +7,27 @@ so they cannot disagree about a verdict.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from webhook.actions.model import ActionEvent, ActorClass
+from webhook.actions.model import ActionEvent, ActorClass, TargetRef
 from webhook.admission import responses
 from webhook.admission.extract import Proposal, extract
 from webhook.admission.review import AdmissionRequest
-from webhook.decision.decide import Decision, Outcome, decide, prepare
-from webhook.decision.state import GateState, alert_name, target_scope
+from webhook.decision.decide import Decision, decide, prepare, unchecked
+from webhook.decision.state import GateState, Restriction, alert_name, target_scope
 from webhook.detection.situation import Situation
 from webhook.policy.actors import ActorRules
 from webhook.policy.model import PatternType, Strategy
-from webhook.policy.resolved import PolicySet
-from webhook.store.cache import LockTimeout
-from webhook.store.history import CACHE_ERRORS, HistoryStore
+from webhook.policy.resolved import PatternPolicy, PolicySet
+from webhook.store.effects import Effects
+from webhook.store.history import HistoryStore, StoresUnavailable
 
 logger = logging.getLogger(__name__)
-
-RESTRICTION_MEMORY = datetime.timedelta(hours=48)
 
 
 def utcnow() -> datetime.datetime:
@@ -45,6 +42,7 @@ class GateResult:
     decision: Decision | None     # None: not a gated request (allowed, not recorded)
     latency_ms: float
     dry_run: bool = False
+    degraded: str | None = None   # which store the decision was taken without
 
 
 class Gate:
@@ -55,16 +53,18 @@ class Gate:
         policies: Callable[[], PolicySet],
         rules: ActorRules,
         excluded_namespaces: frozenset[str] = frozenset({"kube-system"}),
+        fail_closed: bool = False,
         clock: Callable[[], datetime.datetime] = utcnow,
         on_decision: Callable[[GateResult], None] | None = None,
         on_remembered: Callable[[Decision], None] | None = None,
-        labels_for: Callable[[Any], Any] | None = None,
-        hpa_for: Callable[[Any], Any] | None = None,
+        labels_for: Callable[[TargetRef], Awaitable[Mapping[str, str] | None]] | None = None,
+        hpa_for: Callable[[TargetRef], Awaitable[str | None]] | None = None,
     ) -> None:
         self.history = history
         self.policies = policies
         self.rules = rules
         self.excluded_namespaces = excluded_namespaces
+        self.fail_closed = fail_closed
         self.clock = clock
         self.on_decision = on_decision
         self.on_remembered = on_remembered
@@ -77,107 +77,106 @@ class Gate:
         now = self.clock()
         proposal = extract(request, now=now)
         if proposal is None or (request.namespace or "") in self.excluded_namespaces:
-            result = GateResult(response=responses.allowed(request.uid), decision=None,
-                                latency_ms=(time.perf_counter() - started) * 1000, dry_run=request.dryRun)
-            return result
+            return GateResult(response=responses.allowed(request.uid), decision=None,
+                              latency_ms=(time.perf_counter() - started) * 1000, dry_run=request.dryRun)
         if not record:
             proposal = dataclasses.replace(proposal, dry_run=True)
-        async with self._serialized(proposal):
-            decision = await self.evaluate(proposal, now=now)
-            latency_ms = (time.perf_counter() - started) * 1000
-            if not proposal.dry_run:
-                await self._remember(decision, now=now, latency_ms=latency_ms)
+        try:
+            async with self.history.serialized(self._lock_names(proposal)):
+                decision = await self.evaluate(proposal, now=now)
+                degraded = self.history.mode()
+                await self._remember(decision, now=now, started=started, degraded=degraded)
+        except StoresUnavailable:
+            degraded = "unavailable"
+            decision = unchecked(proposal, fail_closed=self.fail_closed)
+            if proposal.dry_run:
+                decision = decision.without_effects()
+            await self._remember(decision, now=now, started=started, degraded=degraded)
         result = GateResult(response=decision.response(), decision=decision,
-                            latency_ms=(time.perf_counter() - started) * 1000, dry_run=proposal.dry_run)
+                            latency_ms=(time.perf_counter() - started) * 1000, dry_run=proposal.dry_run,
+                            degraded=degraded)
         if self.on_decision:
             self.on_decision(result)
         return result
 
     async def evaluate(self, proposal: Proposal, *, now: datetime.datetime) -> Decision:
         """The decision for a proposal against current history; nothing is written."""
-        event = proposal.event
-        policy_set = self.policies()
-        if event.target is None:
-            return decide(proposal=proposal, situation=Situation(proposed=prepare(proposal, rules=self.rules,
-                          history=()), now=now), policies={}, state=GateState(), rules=self.rules)
-        labels = proposal.labels
-        if labels is None and self.labels_for and policy_set.needs_labels(event.target):
-            labels = await self.labels_for(event.target)
-        policies = policy_set.for_target(event.target, labels=labels)
+        target = proposal.event.target
+        if target is None:
+            event = prepare(proposal, rules=self.rules, history=())
+            return decide(proposal=proposal, situation=Situation(proposed=event, now=now), policies={},
+                          state=GateState(), rules=self.rules)
+        policies = await self._policies_for(proposal, target)
         horizon = max([p.window for p in policies.values()] + [datetime.timedelta(hours=3)])
-        history = await self.history.target_events(event.target, since=now - horizon, now=now)
+        history = await self.history.target_events(target, since=now - horizon, now=now)
         event = prepare(proposal, rules=self.rules, history=history)
         actor_history: list[ActionEvent] = []
         cascading = policies.get(PatternType.CASCADING_FAILURE)
         if cascading and event.actor_class is ActorClass.AUTOMATION:
             actor_history = await self.history.actor_events(event.actor, since=now - cascading.window, now=now)
-        restrictions = await self.history.postgres.restrictions(
-            scopes=[target_scope(event.target)], actor=event.actor, since=now - RESTRICTION_MEMORY)
-        resets: dict[PatternType, datetime.datetime] = {}
-        for restriction in restrictions:
-            if restriction.strategy is Strategy.COOLING_PERIOD and restriction.until <= now:
-                resets[restriction.pattern] = max(resets.get(restriction.pattern, restriction.started),
-                                                  restriction.started)
-        scale_policy = policies.get(PatternType.SCALE_OSCILLATION)
-        escalate_window = scale_policy.duration("escalateWindow", "24h") if scale_policy else datetime.timedelta(hours=24)
-        recent = sum(
-            1 for r in restrictions
-            if r.strategy is Strategy.COOLING_PERIOD and r.scope == target_scope(event.target)
-            and r.started > now - escalate_window
-        )
-        state = GateState(restrictions=[r for r in restrictions if r.until > now], recent_cooling_periods=recent)
-        situation = Situation(proposed=event, now=now, history=history, actor_history=actor_history, resets=resets)
-        hpa = await self.hpa_for(event.target) if self.hpa_for else None
-        decision = decide(proposal=proposal, situation=situation, policies=policies, state=state, rules=self.rules,
-                          hpa=hpa)
+        restrictions = await self.history.restrictions(scopes=[target_scope(target)], actor=event.actor, now=now)
+        state = _state(restrictions, policies=policies, target=target, now=now)
+        situation = Situation(proposed=event, now=now, history=history, actor_history=actor_history,
+                              resets=_resets(restrictions, now=now))
+        decision = decide(proposal=proposal, situation=situation, policies=policies, state=state, rules=self.rules)
+        if not decision.findings:
+            return decision
+        # Approvals, effectiveness and the HPA's name can change the answer only now; load them only now.
+        winner = decision.findings[0]
         if decision.strategy in (Strategy.ESCALATE_HUMAN, Strategy.ALTERNATIVE_ACTION):
-            # Approvals and effectiveness matter only here; load them only when they can change the answer.
-            alerts = [f"{event.target.namespace}/" + alert_name(pattern=f.pattern, target=event.target,
-                                                               actor=event.actor, scope=f.scope)
-                      for f in decision.findings]
-            state = dataclasses.replace(state, approvals=await self.history.postgres.approvals(alerts))
-            situation = dataclasses.replace(
-                situation, target_effectiveness=await self.history.postgres.target_effectiveness(event.target))
-            decision = decide(proposal=proposal, situation=situation, policies=policies, state=state,
-                              rules=self.rules, hpa=hpa)
-        return decision
+            alerts = [f"{target.namespace}/" + alert_name(pattern=f.pattern, target=target, actor=event.actor,
+                                                         scope=f.scope) for f in decision.findings]
+            state = dataclasses.replace(state, approvals=await self.history.approvals(alerts))
+            situation = dataclasses.replace(situation,
+                                            target_effectiveness=await self.history.target_effectiveness(target))
+        hpa = await self.hpa_for(target) if self.hpa_for and winner.counterpart else None
+        return decide(proposal=proposal, situation=situation, policies=policies, state=state, rules=self.rules,
+                      hpa=hpa)
 
-    @contextlib.asynccontextmanager
-    async def _serialized(self, proposal: Proposal) -> AsyncIterator[None]:
-        """Decisions on one target (and one actor's budget) happen one at a time across replicas."""
-        cache = self.history.cache
+    async def _policies_for(self, proposal: Proposal, target: TargetRef) -> dict[PatternType, PatternPolicy]:
+        policy_set = self.policies()
+        labels = proposal.labels
+        if labels is None and self.labels_for and policy_set.needs_labels(target):
+            labels = await self.labels_for(target)  # the scale subresource carries no labels
+        return policy_set.for_target(target, labels=labels)
+
+    @staticmethod
+    def _lock_names(proposal: Proposal) -> list[str]:
+        """Decisions on one target — and on one automation actor's budget — happen one at a time,
+        always actor before target so two requests can never wait on each other."""
         target = proposal.event.target
-        if cache is None or target is None or proposal.dry_run:
-            yield
-            return
+        if target is None or proposal.dry_run:
+            return []
         names = [f"target:{target.key}"]
         if proposal.username.startswith("system:serviceaccount:"):
             names.insert(0, f"actor:{proposal.username}")
-        async with contextlib.AsyncExitStack() as stack:
-            for name in names:  # always actor before target: one order, no deadlock
-                try:
-                    await stack.enter_async_context(cache.lock(name))
-                except (LockTimeout, *CACHE_ERRORS) as exc:
-                    logger.warning("deciding %s without the %s lock: %s", proposal.event.uid, name, exc)
-            yield
+        return names
 
-    async def _remember(self, decision: Decision, *, now: datetime.datetime, latency_ms: float) -> None:
-        postgres = self.history.postgres
-        if decision.record:
-            recorded = await self.history.record(decision.event, now=now)
-            decision = dataclasses.replace(decision, event=recorded)
-        if decision.restriction is not None:
-            await postgres.add_restriction(decision.restriction)
-        if decision.alert is not None:
-            await postgres.upsert_detection(decision.alert, now=now)
-        if decision.refused_by is not None:
-            await postgres.count_refusal(decision.refused_by.alert, now=now)
-        if decision.consume is not None:
-            await postgres.consume_approval(decision.consume.alert, request_uid=decision.event.uid, at=now)
-        await postgres.record_decision(decision, now=now, latency_ms=latency_ms)
-        if self.on_remembered:
-            self.on_remembered(decision)  # e.g. the OscillationAlert writer, off the hot path
+    async def _remember(self, decision: Decision, *, now: datetime.datetime, started: float,
+                        degraded: str | None) -> None:
+        if not decision.dry_run:
+            effects = Effects.of(decision, now=now, latency_ms=(time.perf_counter() - started) * 1000,
+                                 degraded=degraded)
+            await self.history.remember(effects, now=now)
+            if self.on_remembered:
+                self.on_remembered(decision)  # e.g. the OscillationAlert writer, off the hot path
 
 
-def is_denied(result: GateResult) -> bool:
-    return result.decision is not None and result.decision.outcome is Outcome.DENY
+def _resets(restrictions: list[Restriction], *, now: datetime.datetime) -> dict[PatternType, datetime.datetime]:
+    """After a cooling period ends, the changes before it no longer count (DESIGN §4)."""
+    resets: dict[PatternType, datetime.datetime] = {}
+    for restriction in restrictions:
+        if restriction.strategy is Strategy.COOLING_PERIOD and restriction.until <= now:
+            resets[restriction.pattern] = max(resets.get(restriction.pattern, restriction.started),
+                                              restriction.started)
+    return resets
+
+
+def _state(restrictions: list[Restriction], *, policies: Mapping[PatternType, PatternPolicy], target: TargetRef,
+           now: datetime.datetime) -> GateState:
+    scale = policies.get(PatternType.SCALE_OSCILLATION)
+    window = scale.duration("escalateWindow", "24h") if scale else datetime.timedelta(hours=24)
+    scope = target_scope(target)
+    recent = sum(1 for r in restrictions
+                 if r.strategy is Strategy.COOLING_PERIOD and r.scope == scope and r.started > now - window)
+    return GateState(restrictions=[r for r in restrictions if r.until > now], recent_cooling_periods=recent)

@@ -6,18 +6,22 @@ and hands their DSN and URL to the same asyncpg/redis clients production uses.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import logging
 from typing import Any
 
+import asyncpg
+
 from webhook.engine.gate import Gate
 from webhook.policy.loader import load_policy_file
 from webhook.policy.provider import PolicyProvider
-from webhook.server import health, validate
+from webhook.server import metrics, validate
 from webhook.settings import Settings
 from webhook.store.cache import RedisCache
 from webhook.store.history import HistoryStore
+from webhook.store.outbox import Outbox
 from webhook.store.migrate import migrate
 from webhook.store.postgres import PostgresStore, create_pool
 
@@ -56,39 +60,83 @@ class EmbeddedStores:
 
 
 class Runtime:
+    """Owns the stores, the gate and the background upkeep loop of one ``serve`` process."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.postgres: PostgresStore | None = None
         self.cache: RedisCache | None = None
+        self.history: HistoryStore | None = None
         self.gate: Gate | None = None
+        self.migrated = False
+        self._tasks: list[asyncio.Task[None]] = []
         self.policies = PolicyProvider(
             file_policies=load_policy_file(settings.policy) if settings.policy else ())
 
     async def start(self) -> None:
         settings = self.settings
         assert settings.postgres_dsn, "a PostgreSQL DSN is required (or embedded mode)"
-        await migrate(settings.postgres_dsn)
-        pool = await create_pool(settings.postgres_dsn)
+        pool = await create_pool(settings.postgres_dsn, min_size=0)
         self.postgres = PostgresStore(pool, cluster_id=settings.cluster_id)
+        await self._migrate()
         if settings.redis_url:
             self.cache = RedisCache.from_url(settings.redis_url, cluster_id=settings.cluster_id,
                                              horizon=CACHE_HORIZON)
+        outbox = Outbox(redis=self.cache.client if self.cache else None, stream=f"sg:{settings.cluster_id}:outbox",
+                        spool=settings.data_dir / "spool" / "outbox.jsonl")
+        self.history = HistoryStore(postgres=self.postgres, cache=self.cache, outbox=outbox)
         self.gate = Gate(
-            history=HistoryStore(postgres=self.postgres, cache=self.cache),
+            history=self.history,
             policies=self.policies,
             rules=settings.actor_rules(),
             excluded_namespaces=settings.excluded_namespaces,
+            fail_closed=settings.fail_closed,
             on_decision=validate.observe,
         )
+        await self.upkeep()
+        self._tasks.append(asyncio.create_task(self._upkeep_loop(), name="store-upkeep"))
+
+    async def _migrate(self) -> None:
+        """Migrate at start; if PostgreSQL is down, start anyway (decisions use the cache) and retry."""
+        assert self.settings.postgres_dsn
+        try:
+            await asyncio.wait_for(migrate(self.settings.postgres_dsn), 30)
+            self.migrated = True
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.error("cannot migrate postgres yet, will retry: %s", exc)
+
+    async def upkeep(self) -> dict[str, bool]:
+        """Store health, migrations that could not run at start, and the outbox drain."""
+        assert self.history is not None
+        if not self.migrated:
+            await self._migrate()
+        checks = await self.history.check() if self.migrated else {"postgres": False}
+        for store, up in checks.items():
+            metrics.DEGRADED.labels(store=store).set(0 if up else 1)
+        metrics.OUTBOX_DEPTH.set(await self.history.outbox_depth())
+        return checks
+
+    async def _upkeep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.upkeep_interval)
+            try:
+                await self.upkeep()
+            except Exception:  # the loop must survive anything a store throws at it
+                logger.exception("store upkeep failed")
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.cache is not None:
             await self.cache.close()
         if self.postgres is not None:
             await self.postgres.pool.close()
 
-    async def check_stores(self) -> dict[str, bool]:
-        checks = {"postgres": self.postgres is not None and await health.probe(self.postgres.ping())}
+    def store_status(self) -> dict[str, bool]:
+        if self.history is None:
+            return {"postgres": False}
+        status = {"postgres": self.history.postgres_up and self.migrated}
         if self.cache is not None:
-            checks["redis"] = await health.probe(self.cache.ping())
-        return checks
+            status["redis"] = self.history.redis_up
+        return status

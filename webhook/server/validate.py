@@ -73,6 +73,8 @@ def observe(result: GateResult) -> None:
     dry_run = "true" if result.dry_run else "false"
     metrics.REQUESTS.labels(decision=outcome, pattern=decision.pattern, dry_run=dry_run).inc()
     metrics.LATENCY.labels(decision=outcome).observe(result.latency_ms / 1000)
+    if result.degraded:
+        metrics.DEGRADED_DECISIONS.labels(mode=result.degraded).inc()
     target = event.target
     if not result.dry_run:
         if decision.record and target is not None:
@@ -87,6 +89,6 @@ def observe(result: GateResult) -> None:
         decision.message or "", extra={
             "uid": event.uid, "target": target.key if target else None, "actor": event.actor,
             "action": event.action_type, "decision": outcome, "pattern": decision.pattern or None,
-            "dry_run": result.dry_run, "latency_ms": round(result.latency_ms, 3),
+            "dry_run": result.dry_run, "latency_ms": round(result.latency_ms, 3), "degraded": result.degraded,
         },
     )

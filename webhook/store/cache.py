@@ -91,9 +91,11 @@ class RedisCache:
     async def invalidate(self, kind: str, name: str) -> None:
         await self.client.delete(self._events_key(kind, name) + ":warm")
 
-    @contextlib.asynccontextmanager
-    async def lock(self, name: str, *, ttl: float = 5.0, wait: float = 2.5) -> AsyncIterator[None]:
-        """A short exclusive lock shared by every replica; ``LockTimeout`` after ``wait`` seconds."""
+    async def acquire_lock(self, name: str, *, ttl: float = 5.0, wait: float = 2.5) -> str:
+        """Take a short exclusive lock shared by every replica; returns the token to release it with.
+
+        The TTL bounds how long a crashed holder can block others; ``LockTimeout`` after ``wait``.
+        """
         key = f"{self.prefix}:lock:{name}"
         token = secrets.token_hex(8)
         loop = asyncio.get_running_loop()
@@ -104,7 +106,42 @@ class RedisCache:
                 raise LockTimeout(f"lock {name} busy for {wait}s")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
+        return token
+
+    async def release_lock(self, name: str, token: str) -> None:
+        await self._release(keys=[f"{self.prefix}:lock:{name}"], args=[token])
+
+    @contextlib.asynccontextmanager
+    async def lock(self, name: str, *, ttl: float = 5.0, wait: float = 2.5) -> AsyncIterator[None]:
+        token = await self.acquire_lock(name, ttl=ttl, wait=wait)
         try:
             yield
         finally:
-            await self._release(keys=[key], args=[token])
+            await self.release_lock(name, token)
+
+
+class RestrictionMirror:
+    """Restrictions in force, mirrored in Redis so decisions can honour them while PostgreSQL is down."""
+
+    def __init__(self, cache: RedisCache) -> None:
+        self.client = cache.client
+        self.key = f"{cache.prefix}:restrictions"
+
+    async def add(self, restriction_json: str, *, until: datetime.datetime, now: datetime.datetime,
+                  memory: datetime.timedelta) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zadd(self.key, {restriction_json: until.timestamp()})
+            pipe.zremrangebyscore(self.key, "-inf", (now - memory).timestamp())
+            await pipe.execute()
+
+    async def since(self, moment: datetime.datetime) -> list[str]:
+        return await self.client.zrangebyscore(self.key, f"({moment.timestamp()}", "+inf")
+
+
+async def forget_warm_keys(cache: RedisCache) -> int:
+    """After Redis was unreachable, no cached history can be trusted to be complete: drop the
+    ``warm`` markers so every key is rebuilt from PostgreSQL on its next read."""
+    removed = 0
+    async for key in cache.client.scan_iter(match=f"{cache.prefix}:*:warm", count=500):
+        removed += await cache.client.delete(key)
+    return removed

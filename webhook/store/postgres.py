@@ -10,8 +10,9 @@ from typing import Any
 import asyncpg
 
 from webhook.actions.model import ActionEvent, TargetRef
-from webhook.decision.decide import AlertUpdate, Decision
+from webhook.decision.decide import AlertUpdate
 from webhook.decision.state import Approval, Restriction
+from webhook.store.effects import Effects
 
 _PARTITION_MISSING = "23514"  # check_violation: "no partition of relation ... found for row"
 
@@ -21,8 +22,10 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    # Short connect and command timeouts: a stuck database must not hold an admission request
+    # past the API server's 3s webhook timeout; the gate falls back to the cache instead.
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-                                     command_timeout=10)
+                                     command_timeout=2, timeout=2)
 
 
 def _event_from_row(row: asyncpg.Record) -> ActionEvent:
@@ -36,6 +39,7 @@ class PostgresStore:
     def __init__(self, pool: asyncpg.Pool, *, cluster_id: str) -> None:
         self.pool = pool
         self.cluster_id = cluster_id
+        self._months: set[tuple[int, int]] = set()
 
     async def ping(self) -> None:
         async with self.pool.acquire(timeout=2) as connection:
@@ -45,17 +49,43 @@ class PostgresStore:
 
     async def record_action(self, event: ActionEvent) -> int | None:
         """Write an admitted action once (idempotent by request uid and time); return its id."""
+        await self.ensure_partition(event.at)
         async with self.pool.acquire() as connection:
-            try:
-                return await self._insert_action(connection, event)
-            except asyncpg.PostgresError as exc:
-                if getattr(exc, "sqlstate", None) != _PARTITION_MISSING:
-                    raise
-            await connection.execute("SELECT sg_ensure_partition($1)", event.at)
             return await self._insert_action(connection, event)
 
+    async def ensure_partition(self, at: datetime.datetime) -> None:
+        """Create the month partition for ``at`` unless this process already knows it exists."""
+        month = (at.astimezone(datetime.timezone.utc).year, at.astimezone(datetime.timezone.utc).month)
+        if month not in self._months:
+            await self.pool.execute("SELECT sg_ensure_partition($1)", at)
+            self._months.add(month)
+
+    async def write_effects(self, effects: Effects) -> bool:
+        """Apply one decision's effects in one transaction; False if they were applied before.
+
+        The ``admission_decisions`` row, unique by request uid, is the idempotency key: a bundle
+        replayed from the outbox or the spool after it already landed changes nothing.
+        """
+        if effects.record:
+            await self.ensure_partition(effects.event.at)
+        async with self.pool.acquire() as connection, connection.transaction():
+            if not await self._insert_decision(connection, effects):
+                return False
+            if effects.record:
+                await self._insert_action(connection, effects.event)
+            if effects.restriction is not None:
+                await self._insert_restriction(connection, effects.restriction)
+            if effects.alert is not None:
+                await self._upsert_detection(connection, effects.alert, now=effects.decided_at)
+            if effects.refusal_alert is not None:
+                await self._count_refusal(connection, effects.refusal_alert, now=effects.decided_at)
+            if effects.consume_alert is not None:
+                await self._consume_approval(connection, effects.consume_alert, request_uid=effects.uid,
+                                             at=effects.decided_at)
+        return True
+
     async def _insert_action(self, connection: asyncpg.Connection, event: ActionEvent) -> int | None:
-        async with connection.transaction():
+        async with connection.transaction():  # a savepoint inside write_effects
             history_id = None
             if event.target is not None:
                 history_id = await self._history_id(connection, event.target, event.at)
@@ -150,8 +180,8 @@ class PostgresStore:
 
     # --- restrictions -------------------------------------------------------------------------
 
-    async def add_restriction(self, restriction: Restriction) -> None:
-        await self.pool.execute(
+    async def _insert_restriction(self, connection: asyncpg.Connection, restriction: Restriction) -> None:
+        await connection.execute(
             """
             INSERT INTO restrictions (cluster_id, scope, pattern, strategy, applies, started_at, until, alert,
                                       evidence, target_key)
@@ -185,23 +215,17 @@ class PostgresStore:
             for row in rows
         ]
 
-    async def cooling_periods_since(self, *, scope: str, pattern: str, since: datetime.datetime) -> int:
-        return await self.pool.fetchval(
-            "SELECT count(*) FROM restrictions WHERE cluster_id = $1 AND scope = $2 AND pattern = $3"
-            " AND strategy = 'cooling-period' AND created_at > $4",
-            self.cluster_id, scope, pattern, since,
-        )
-
     # --- detections and approvals -------------------------------------------------------------
 
-    async def upsert_detection(self, update: AlertUpdate, *, now: datetime.datetime) -> None:
+    async def _upsert_detection(self, connection: asyncpg.Connection, update: AlertUpdate, *,
+                                now: datetime.datetime) -> None:
         evidence = [
             {"timestamp": e.at.isoformat(), "actionType": e.action_type, "actor": e.actor,
              "summary": e.summary(), "requestUid": e.uid}
             for e in update.evidence
         ]
         target = update.target
-        await self.pool.execute(
+        await connection.execute(
             """
             INSERT INTO oscillation_detections (
                 cluster_id, alert_namespace, alert_name, pattern_type, namespace, kind, name, actor, severity,
@@ -230,9 +254,9 @@ class PostgresStore:
             update.approval_used_by,
         )
 
-    async def count_refusal(self, alert: str, *, now: datetime.datetime) -> None:
+    async def _count_refusal(self, connection: asyncpg.Connection, alert: str, *, now: datetime.datetime) -> None:
         namespace, name = alert.split("/", 1)
-        await self.pool.execute(
+        await connection.execute(
             "UPDATE oscillation_detections SET denied_requests = denied_requests + 1, last_seen = $4"
             " WHERE cluster_id = $1 AND alert_namespace = $2 AND alert_name = $3",
             self.cluster_id, namespace, name, now)
@@ -274,29 +298,30 @@ class PostgresStore:
         )
         return status.endswith(" 1")
 
-    async def consume_approval(self, alert: str, *, request_uid: str, at: datetime.datetime) -> None:
+    async def _consume_approval(self, connection: asyncpg.Connection, alert: str, *, request_uid: str,
+                                at: datetime.datetime) -> None:
         namespace, name = alert.split("/", 1)
-        await self.pool.execute(
+        await connection.execute(
             "UPDATE oscillation_detections SET approval_used_at = $4, approval_used_by = $5"
             " WHERE cluster_id = $1 AND alert_namespace = $2 AND alert_name = $3",
             self.cluster_id, namespace, name, at, request_uid)
 
     # --- decisions ----------------------------------------------------------------------------
 
-    async def record_decision(self, decision: Decision, *, now: datetime.datetime, latency_ms: float,
-                              degraded: str | None = None) -> None:
-        event = decision.event
+    async def _insert_decision(self, connection: asyncpg.Connection, effects: Effects) -> bool:
+        event = effects.event
         target = event.target
-        await self.pool.execute(
+        inserted = await connection.fetchval(
             """
             INSERT INTO admission_decisions (cluster_id, request_uid, decided_at, namespace, kind, name, action_type,
                 actor, actor_class, outcome, allowed, code, pattern, strategy, message, warnings, degraded, latency_ms)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
             ON CONFLICT (cluster_id, request_uid) DO NOTHING
+            RETURNING id
             """,
-            self.cluster_id, event.uid, now, target.namespace if target else None, target.kind if target else None,
-            target.name if target else None, event.action_type, event.actor, event.actor_class.value,
-            decision.outcome.value, decision.allowed, decision.code, decision.pattern or None,
-            decision.strategy.value if decision.strategy else None, decision.message, list(decision.warnings),
-            degraded, latency_ms,
+            self.cluster_id, effects.uid, effects.decided_at, target.namespace if target else None,
+            target.kind if target else None, target.name if target else None, event.action_type, event.actor,
+            event.actor_class.value, effects.outcome, effects.allowed, effects.code, effects.pattern,
+            effects.strategy, effects.message, list(effects.warnings), effects.degraded, effects.latency_ms,
         )
+        return inserted is not None
