@@ -35,6 +35,8 @@ def serve(
     cluster_id: Annotated[Optional[str], Opt(help="Cluster id stored with every row.")] = None,
     fail_closed: Annotated[Optional[bool], Opt("--fail-closed/--fail-open", help="Refuse when history is unavailable.")] = None,
     log_level: Annotated[Optional[str], Opt(help="Log level.")] = None,
+    api_token_file: Annotated[Optional[pathlib.Path], Opt(help="Bearer tokens for /api/v1 without a cluster: "
+                                                                "one 'token[,username]' per line.")] = None,
 ) -> None:
     """Run the HTTPS admission webhook."""
     from webhook.cli.serve import run_server
@@ -99,6 +101,83 @@ def history(
 
     settings = common.settings(**_given(locals(), skip={"target", "since"}))
     run_history(settings, target=target, since=since)
+
+
+@app.command()
+def explain(
+    file: Annotated[str, typer.Argument(help="An AdmissionReview JSON file, or - for stdin.")],
+    json_output: Annotated[bool, Opt("--json", help="Print the AdmissionReview response as JSON.")] = False,
+    postgres_dsn: Annotated[Optional[str], Opt(help="PostgreSQL DSN; embedded server if absent.")] = None,
+    redis_url: Annotated[Optional[str], Opt(help="Redis URL; embedded server if absent.")] = None,
+    data_dir: Annotated[Optional[pathlib.Path], Opt(help="Data dir for embedded stores.")] = None,
+    policy: Annotated[Optional[pathlib.Path], Opt(help="OscillationPattern YAML documents.")] = None,
+    cluster_id: Annotated[Optional[str], Opt(help="Cluster id of the history to judge against.")] = None,
+) -> None:
+    """Show what the webhook would answer to one review, and why; records nothing (exit 0 allowed, 1 denied)."""
+    from webhook.cli.explain import run_explain
+
+    settings = common.settings(**_given(locals(), skip={"file", "json_output"}))
+    run_explain(settings, source=file, as_json=json_output)
+
+
+@app.command()
+def replay(
+    file: Annotated[str, typer.Argument(help="A JSON array or JSON-lines file of AdmissionReviews, or -.")],
+    record: Annotated[bool, Opt("--record/--no-record",
+                                help="Record admitted actions so later reviews see earlier ones (as the webhook).")] = True,
+    fresh: Annotated[bool, Opt("--fresh", help="Use a throwaway embedded database; real history is untouched.")] = False,
+    json_output: Annotated[bool, Opt("--json", help="Print the decisions as a JSON array.")] = False,
+    postgres_dsn: Annotated[Optional[str], Opt(help="PostgreSQL DSN; embedded server if absent.")] = None,
+    redis_url: Annotated[Optional[str], Opt(help="Redis URL; embedded server if absent.")] = None,
+    data_dir: Annotated[Optional[pathlib.Path], Opt(help="Data dir for embedded stores.")] = None,
+    policy: Annotated[Optional[pathlib.Path], Opt(help="OscillationPattern YAML documents.")] = None,
+    cluster_id: Annotated[Optional[str], Opt(help="Cluster id stored with every row.")] = None,
+) -> None:
+    """Run a sequence of reviews through the gate in order and print the decision timeline."""
+    from webhook.cli.replay import run_replay
+
+    settings = common.settings(**_given(locals(), skip={"file", "record", "fresh", "json_output"}))
+    run_replay(settings, source=file, record=record, fresh=fresh, as_json=json_output)
+
+
+@app.command()
+def alerts(
+    namespace: Annotated[Optional[str], Opt("--namespace", "-n", help="Only this namespace.")] = None,
+    all_namespaces: Annotated[bool, Opt("--all-namespaces", "-A", help="Every namespace.")] = False,
+    json_output: Annotated[bool, Opt("--json", help="Print the rows as JSON.")] = False,
+    kubeconfig: Annotated[Optional[pathlib.Path], Opt(help="List OscillationAlerts from this cluster.")] = None,
+    postgres_dsn: Annotated[Optional[str], Opt(help="Without a cluster: PostgreSQL DSN of the detections.")] = None,
+    data_dir: Annotated[Optional[pathlib.Path], Opt()] = None,
+    cluster_id: Annotated[Optional[str], Opt()] = None,
+) -> None:
+    """List oscillation alerts (the cluster's OscillationAlerts, or PostgreSQL's detections without one)."""
+    from webhook.cli.alerts import run_alerts
+
+    settings = common.settings(**_given(locals(), skip={"namespace", "all_namespaces", "json_output"}))
+    run_alerts(settings, namespace=namespace, all_namespaces=all_namespaces, as_json=json_output)
+
+
+@app.command()
+def mcp(
+    transport: Annotated[str, Opt(help="stdio or streamable-http.")] = "stdio",
+    host: Annotated[str, Opt(help="Address for streamable-http.")] = "127.0.0.1",
+    port: Annotated[int, Opt(help="Port for streamable-http.")] = 8000,
+    postgres_dsn: Annotated[Optional[str], Opt(help="PostgreSQL DSN; embedded server if absent.")] = None,
+    redis_url: Annotated[Optional[str], Opt(help="Redis URL; embedded server if absent.")] = None,
+    data_dir: Annotated[Optional[pathlib.Path], Opt(help="Data dir for embedded stores.")] = None,
+    policy: Annotated[Optional[pathlib.Path], Opt(help="OscillationPattern YAML documents.")] = None,
+    cluster_id: Annotated[Optional[str], Opt(help="Cluster id of the history.")] = None,
+    log_level: Annotated[Optional[str], Opt(help="Log level (logs go to stderr).")] = None,
+) -> None:
+    """Serve the MCP tools (check_action_history, detect_oscillation_patterns, get_action_effectiveness,
+    validate_action_safety) to AI agents."""
+    from webhook.cli.mcp import run_mcp
+
+    if transport not in ("stdio", "streamable-http"):
+        common.err_console.print(f"[red]--transport must be stdio or streamable-http, got {transport!r}[/red]")
+        raise typer.Exit(2)
+    settings = common.settings(**_given(locals(), skip={"transport", "host", "port"}))
+    run_mcp(settings, transport=transport, host=host, port=port)
 
 
 def _given(values: dict[str, Any], *, skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
