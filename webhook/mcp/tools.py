@@ -1,0 +1,341 @@
+"""The seed's four MCP tools as plain async functions over a started ``Runtime``.
+
+They only read. ``validate_action_safety`` goes through ``Gate.review(request, record=False)``,
+the webhook's own path, so its verdict is the one a dry-run admission request gets; the others
+read history with the store's queries and judge it with the same detectors and policies.
+Results are JSON-ready dicts (the MCP server returns them as structured content).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from webhook.actions.model import ActionEvent, ActorClass, TargetRef
+from webhook.admission.extract import canonical_kind
+from webhook.admission.review import AdmissionRequest
+from webhook.cli import verdicts
+from webhook.engine.gate import utcnow
+from webhook.mcp import analysis, queries
+from webhook.policy.durations import DurationError, parse_duration
+from webhook.policy.model import PatternType
+from webhook.server.runtime import Runtime
+
+DEFAULT_ACTOR = "system:serviceaccount:safety-gate:mcp-agent"
+MIN_HORIZON = datetime.timedelta(hours=3)
+ANALYSIS_NOTE = (
+    "patterns: each recorded action replayed as the proposed one against the actions before it; only admitted "
+    "actions are recorded, so patterns the gate prevented appear under detections, not here"
+)
+
+
+class ToolInputError(ValueError):
+    """A tool argument the caller must fix; the message says which and how."""
+
+
+def _duration(name: str, text: str) -> datetime.timedelta:
+    try:
+        return parse_duration(text)
+    except DurationError as exc:
+        raise ToolInputError(f"{name}: {exc}") from None
+
+
+def _target(namespace: str, kind: str, name: str) -> TargetRef:
+    if not namespace or not kind or not name:
+        raise ToolInputError("namespace, resource kind and resource name are all required")
+    return TargetRef(namespace=namespace, kind=canonical_kind(kind), name=name)
+
+
+def _resource(target: TargetRef) -> dict[str, str]:
+    return {"namespace": target.namespace, "kind": target.kind, "name": target.name}
+
+
+def action_json(event: ActionEvent) -> dict[str, Any]:
+    return {
+        "timestamp": event.at.isoformat(), "action_type": event.action_type, "change": event.summary(),
+        "actor": event.actor, "actor_class": event.actor_class.value, "request_uid": event.uid,
+        "replicas_before": event.replicas_before, "replicas_after": event.replicas_after,
+        "resource_changes": [change.describe() for change in event.resource_changes if change.direction],
+        "alert_name": event.alert_name, "correlation_id": event.correlation_id, "model_used": event.model_used,
+        "model_confidence": event.confidence, "effectiveness_score": event.effectiveness, "bypass": event.bypass,
+    }
+
+
+def effectiveness_summary(events: Sequence[ActionEvent]) -> dict[str, Any]:
+    """Assessed/unassessed counts and mean scores, overall and per action type."""
+    def block(group: Sequence[ActionEvent]) -> dict[str, Any]:
+        scores = [e.effectiveness for e in group if e.effectiveness is not None]
+        return {"actions": len(group), "assessed": len(scores),
+                "mean_score": round(sum(scores) / len(scores), 3) if scores else None}
+
+    by_type: dict[str, list[ActionEvent]] = {}
+    for event in events:
+        by_type.setdefault(event.action_type, []).append(event)
+    return {**block(events), "by_action_type": {name: block(group) for name, group in sorted(by_type.items())}}
+
+
+def _occurrence_json(pattern: PatternType, occurrence: analysis.Occurrence) -> dict[str, Any]:
+    return {**verdicts.finding_json(occurrence.finding), "completed_at": occurrence.completed_by.at.isoformat(),
+            "completed_by": occurrence.completed_by.uid, "times_completed": occurrence.times}
+
+
+async def _scan(runtime: Runtime, target: TargetRef, *, start: datetime.datetime,
+                now: datetime.datetime, patterns: Sequence[PatternType] | None = None,
+                ) -> tuple[list[ActionEvent], dict[PatternType, analysis.Occurrence]]:
+    """The target's events since ``start`` and the patterns they complete, under the target's policies."""
+    assert runtime.postgres is not None
+    policies = runtime.policies().for_target(target, labels=None)
+    if patterns is not None:
+        policies = {p: policy for p, policy in policies.items() if p in patterns}
+    reach = max([p.window for p in policies.values()] + [MIN_HORIZON])
+    events = await runtime.postgres.target_events(target, since=start - reach, until=now)
+    actor_events: dict[str, list[ActionEvent]] = {}
+    cascading = policies.get(PatternType.CASCADING_FAILURE)
+    if cascading is not None:
+        for actor in sorted({e.actor for e in events if e.at >= start and e.actor_class is ActorClass.AUTOMATION}):
+            actor_events[actor] = await runtime.postgres.actor_events(actor, since=start - cascading.window)
+    found = analysis.scan(events, policies=policies, actor_events=actor_events, start=start)
+    return [e for e in events if e.at >= start], found
+
+
+# --- check_action_history ---------------------------------------------------------------------
+
+
+async def check_action_history(runtime: Runtime, *, namespace: str, resource_kind: str, resource_name: str,
+                               time_range: str = "24h") -> dict[str, Any]:
+    target = _target(namespace, resource_kind, resource_name)
+    window = _duration("time_range", time_range)
+    now = utcnow()
+    start = now - window
+    events, found = await _scan(runtime, target, start=start, now=now)
+    assert runtime.postgres is not None
+    detections = await queries.target_detections(runtime.postgres.pool, cluster_id=runtime.postgres.cluster_id,
+                                                 target=target, since=start)
+    return {
+        "resource": _resource(target),
+        "time_range": {"duration": time_range, "start": start.isoformat(), "end": now.isoformat()},
+        "total_actions": len(events),
+        "actions": [action_json(e) for e in events],
+        "patterns": [_occurrence_json(p, o) for p, o in sorted(found.items(), key=lambda kv: kv[0].value)],
+        "detections": detections,
+        "effectiveness_summary": effectiveness_summary(events),
+        "notes": [ANALYSIS_NOTE],
+    }
+
+
+# --- detect_oscillation_patterns --------------------------------------------------------------
+
+
+def _pattern_types(names: Sequence[str] | None) -> list[PatternType]:
+    if not names:
+        return list(PatternType)
+    chosen = []
+    for name in names:
+        try:
+            chosen.append(PatternType(name.strip().lower().replace("_", "-")))
+        except ValueError:
+            known = ", ".join(p.value for p in PatternType)
+            raise ToolInputError(f"pattern_types: unknown pattern {name!r}; known: {known}") from None
+    return list(dict.fromkeys(chosen))
+
+
+async def detect_oscillation_patterns(runtime: Runtime, *, namespace: str, resource_name: str,
+                                      pattern_types: Sequence[str] | None = None,
+                                      resource_kind: str = "Deployment") -> dict[str, Any]:
+    """For each requested pattern: present in the history (completed by a recorded action) or recorded
+    by the gate as a detection within the pattern's window (which includes patterns it prevented)."""
+    target = _target(namespace, resource_kind, resource_name)
+    patterns = _pattern_types(pattern_types)
+    now = utcnow()
+    policies = runtime.policies().for_target(target, labels=None)
+    horizon = max([p.window for p in policies.values()] + [MIN_HORIZON])
+    start = now - horizon
+    events, found = await _scan(runtime, target, start=start, now=now, patterns=patterns)
+    assert runtime.postgres is not None
+    detections = await queries.target_detections(runtime.postgres.pool, cluster_id=runtime.postgres.cluster_id,
+                                                 target=target, since=start)
+    results = []
+    for pattern in patterns:
+        policy = policies.get(pattern)
+        recorded = [d for d in detections if d["pattern_type"] == pattern.value and policy is not None
+                    and datetime.datetime.fromisoformat(d["last_seen"]) > now - policy.window]
+        occurrence = found.get(pattern)
+        entry: dict[str, Any] = {
+            "pattern_type": pattern.value,
+            "checked": policy is not None,
+            "detected": occurrence is not None or bool(recorded),
+            "policy": None if policy is None else {
+                "name": policy.name, "window": str(policy.window), "strategy": policy.strategy.value,
+                "enforcement_action": policy.enforcement.value,
+            },
+            "in_history": None if occurrence is None else _occurrence_json(pattern, occurrence),
+            "gate_detections": recorded,
+        }
+        results.append(entry)
+    return {
+        "resource": _resource(target),
+        "window": {"start": start.isoformat(), "end": now.isoformat()},
+        "actions_in_window": len(events),
+        "oscillation_detected": any(r["detected"] for r in results),
+        "patterns": results,
+        "notes": [ANALYSIS_NOTE, "a pattern with checked=false has no policy for this target and is never enforced"],
+    }
+
+
+# --- get_action_effectiveness -----------------------------------------------------------------
+
+
+def _scope(scope: str) -> tuple[str, str | None, str | None, str | None]:
+    """``(label, namespace filter, kind filter, group by)`` from the seed's scope names."""
+    text = (scope or "global").strip()
+    head, _, value = text.replace("/", ":", 1).partition(":")
+    head = head.lower()
+    if head == "global" and not value:
+        return "global", None, None, None
+    if head == "namespace":
+        return (f"namespace:{value}", value, None, None) if value else ("namespace", None, None, "namespace")
+    if head in ("resource-type", "resource_type", "kind"):
+        if value:
+            kind = canonical_kind(value)
+            return f"resource-type:{kind}", None, kind, None
+        return "resource-type", None, None, "kind"
+    raise ToolInputError(
+        f"scope: {scope!r} is not one of global, namespace, namespace:NAME, resource-type, resource-type:KIND")
+
+
+def _stats(row: Mapping[str, Any] | None) -> dict[str, Any]:
+    if row is None:
+        return {"total_actions": 0, "sample_size": 0, "mean_score": None, "min_score": None, "max_score": None,
+                "ci95": None}
+    n, mean, stddev = row["assessed"], row["mean"], row["stddev"]
+    ci = None
+    if n >= 2 and mean is not None and stddev is not None:
+        half = 1.96 * stddev / math.sqrt(n)
+        ci = [round(max(0.0, mean - half), 3), round(min(1.0, mean + half), 3)]
+    return {
+        "total_actions": row["total"], "sample_size": n,
+        "mean_score": None if mean is None else round(mean, 3),
+        "min_score": None if row["min"] is None else round(row["min"], 3),
+        "max_score": None if row["max"] is None else round(row["max"], 3),
+        "ci95": ci,
+    }
+
+
+async def get_action_effectiveness(runtime: Runtime, *, action_type: str, scope: str = "global",
+                                   time_period: str = "30d") -> dict[str, Any]:
+    label, namespace, kind, group_by = _scope(scope)
+    period = _duration("time_period", time_period)
+    wanted = None if action_type.strip() in ("", "*", "all") else action_type.strip()
+    now = utcnow()
+    since = now - period
+    assert runtime.postgres is not None
+    pool, cluster = runtime.postgres.pool, runtime.postgres.cluster_id
+    overall = await queries.effectiveness(pool, cluster_id=cluster, since=since, action_type=wanted,
+                                          namespace=namespace, kind=kind, group_by=None)
+    body: dict[str, Any] = {
+        "action_type": wanted or "all",
+        "scope": label,
+        "time_period": {"duration": time_period, "start": since.isoformat(), "end": now.isoformat()},
+        **_stats(overall[0] if overall else None),
+    }
+    if group_by is not None:
+        rows = await queries.effectiveness(pool, cluster_id=cluster, since=since, action_type=wanted,
+                                           namespace=namespace, kind=kind, group_by=group_by)
+        body["groups"] = [{"namespace" if group_by == "namespace" else "resource_type": row["grp"], **_stats(row)}
+                          for row in rows]
+    if wanted is None:
+        rows = await queries.effectiveness(pool, cluster_id=cluster, since=since, action_type=None,
+                                           namespace=namespace, kind=kind, group_by="action_type")
+        body["by_action_type"] = {row["grp"]: _stats(row) for row in rows}
+    body["notes"] = ["scores are resource_action_traces.effectiveness_score (0..1); sample_size counts assessed "
+                     "actions only, total_actions every recorded one"]
+    return body
+
+
+# --- validate_action_safety -------------------------------------------------------------------
+
+
+def _groups(actor: str) -> list[str]:
+    if actor.startswith("system:serviceaccount:"):
+        namespace = actor.split(":")[2]
+        return ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"]
+    return ["system:authenticated"]
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def proposed_request(*, target: TargetRef, proposed_action: str, current_state: Mapping[str, Any],
+                     actor: str, target_replicas: int | None) -> tuple[str, AdmissionRequest]:
+    """The admission request the proposed action would cause, as the API server would send it.
+
+    A replica change (``scale_*`` with the current and the target replica count known, on a
+    Deployment or StatefulSet) becomes the ``scale`` subresource UPDATE that ``kubectl scale``
+    sends; anything else becomes a Kubernaut-style PipelineRun CREATE carrying ``ACTION_TYPE`` and
+    ``TARGET_RESOURCE``.
+    """
+    uid = f"mcp-{uuid.uuid4()}"
+    user = {"username": actor, "groups": _groups(actor)}
+    before = _int(current_state.get("replicas"))
+    after = target_replicas if target_replicas is not None else _int(
+        current_state.get("target_replicas", current_state.get("desired_replicas")))
+    resource = {"Deployment": "deployments", "StatefulSet": "statefulsets"}.get(target.kind)
+    if proposed_action.startswith("scale_") and resource and before is not None and after is not None:
+        def scale(replicas: int) -> dict[str, Any]:
+            return {"apiVersion": "autoscaling/v1", "kind": "Scale",
+                    "metadata": {"name": target.name, "namespace": target.namespace},
+                    "spec": {"replicas": replicas}, "status": {"replicas": before}}
+
+        request = {
+            "uid": uid, "kind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+            "resource": {"group": "apps", "version": "v1", "resource": resource}, "subResource": "scale",
+            "name": target.name, "namespace": target.namespace, "operation": "UPDATE", "userInfo": user,
+            "object": scale(after), "oldObject": scale(before), "dryRun": True,
+        }
+        return "scale-subresource", AdmissionRequest.model_validate(request)
+    params = [{"name": "ACTION_TYPE", "value": proposed_action},
+              {"name": "TARGET_RESOURCE", "value": target.key}]
+    alert = current_state.get("alert_name")
+    if isinstance(alert, str) and alert:
+        params.append({"name": "ALERT_NAME", "value": alert})
+    request = {
+        "uid": uid, "kind": {"group": "tekton.dev", "version": "v1", "kind": "PipelineRun"},
+        "resource": {"group": "tekton.dev", "version": "v1", "resource": "pipelineruns"},
+        "namespace": target.namespace, "operation": "CREATE", "userInfo": user, "dryRun": True,
+        "object": {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+                   "metadata": {"generateName": "safety-check-", "namespace": target.namespace},
+                   "spec": {"pipelineRef": {"name": proposed_action}, "params": params}},
+    }
+    return "pipelinerun", AdmissionRequest.model_validate(request)
+
+
+async def validate_action_safety(runtime: Runtime, *, namespace: str, resource_name: str, proposed_action: str,
+                                 current_state: Mapping[str, Any] | None = None, resource_kind: str = "Deployment",
+                                 actor: str | None = None, target_replicas: int | None = None) -> dict[str, Any]:
+    if not proposed_action or not proposed_action.strip():
+        raise ToolInputError("proposed_action is required, e.g. scale_deployment or increase_resources")
+    target = _target(namespace, resource_kind, resource_name)
+    who = actor or DEFAULT_ACTOR
+    shape, request = proposed_request(target=target, proposed_action=proposed_action.strip(),
+                                      current_state=current_state or {}, actor=who, target_replicas=target_replicas)
+    assert runtime.gate is not None
+    result = await runtime.gate.review(request, record=False)
+    body = verdicts.summary(result)
+    body.update(safe=bool(body["allowed"]) and not body["warnings"], request_kind=shape, recorded=False,
+                resource=_resource(target))
+    notes = ["nothing was recorded: this is the answer a dry-run admission request gets now"]
+    if shape == "pipelinerun" and proposed_action.startswith("scale_"):
+        notes.append("give current_state.replicas and target_replicas to judge replica patterns "
+                     "(scale-oscillation, controller-fight)")
+    body["notes"] = notes
+    return body
