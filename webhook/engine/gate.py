@@ -83,6 +83,10 @@ class Gate:
             proposal = dataclasses.replace(proposal, dry_run=True)
         try:
             async with self.history.serialized(self._lock_names(proposal)):
+                # Time is read inside the lock, so the order of decisions on a target is the order
+                # of their timestamps, across replicas.
+                now = self.clock()
+                proposal = dataclasses.replace(proposal, event=proposal.event.replace(at=now))
                 decision = await self.evaluate(proposal, now=now)
                 degraded = self.history.mode()
                 await self._remember(decision, now=now, started=started, degraded=degraded)
