@@ -786,3 +786,99 @@ def register_webhook(
         wh["clientConfig"] = {"url": url, "caBundle": bundle}
     cluster.apply(doc)
     return WebhookRegistration(name=meta["name"], url=url, source=source, document=doc)
+
+
+# --------------------------------------------------------------------------
+# objects the gate's end-to-end tests create
+
+HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
+
+
+def deployment(name: str, namespace: str, replicas: int = 1, labels: dict[str, str] | None = None) -> dict:
+    """A Deployment (nothing runs it: there is no controller-manager)."""
+    selector = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": {**selector, **(labels or {})}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": selector},
+                "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10",
+                                         "resources": {"requests": {"memory": "64Mi"}}}]},
+            },
+        },
+    }
+
+
+def horizontal_pod_autoscaler(name: str, namespace: str, *, deployment_name: str, min_replicas: int = 2,
+                              max_replicas: int = 10) -> dict:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name},
+            "minReplicas": min_replicas,
+            "maxReplicas": max_replicas,
+            "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
+        },
+    }
+
+
+def remediation_pipelinerun(namespace: str, *, target: str, alert: str, action_type: str = "restart_pod") -> dict:
+    """A Kubernaut-style PipelineRun: generateName, params ACTION_TYPE / TARGET_RESOURCE / ALERT_NAME."""
+    return {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "PipelineRun",
+        "metadata": {"generateName": "kubernaut-", "namespace": namespace},
+        "spec": {
+            "pipelineRef": {"name": "kubernaut-action"},
+            "params": [{"name": "ACTION_TYPE", "value": action_type},
+                       {"name": "TARGET_RESOURCE", "value": target},
+                       {"name": "ALERT_NAME", "value": alert}],
+        },
+    }
+
+
+def grant_remediation_rights(cluster: ControlPlane, namespace: str, *, subjects: Sequence[str]) -> None:
+    """RBAC for an agent (or the HPA): scale/patch/apply workloads and create PipelineRuns in ``namespace``.
+
+    ``subjects`` are user names; service accounts (``system:serviceaccount:NS:NAME``) are bound
+    as ServiceAccount subjects, so impersonating them is exactly what a pod with that account gets.
+    """
+    bound = []
+    for subject in subjects:
+        parts = subject.split(":")
+        if subject.startswith("system:serviceaccount:") and len(parts) == 4:
+            bound.append({"kind": "ServiceAccount", "namespace": parts[2], "name": parts[3]})
+        else:
+            bound.append({"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": subject})
+    cluster.apply([
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "remediation", "namespace": namespace},
+         "rules": [
+             {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"],
+              "verbs": ["get", "list", "watch", "update", "patch"]},
+             {"apiGroups": ["apps"], "resources": ["deployments/scale", "statefulsets/scale"],
+              "verbs": ["get", "update", "patch"]},
+             {"apiGroups": ["tekton.dev"], "resources": ["pipelineruns"], "verbs": ["get", "list", "create"]},
+         ]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "remediation", "namespace": namespace},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "remediation"},
+         "subjects": bound},
+    ])
+
+
+def replicas_of(cluster: ControlPlane, name: str, namespace: str, kind: str = "deployment") -> int:
+    return cluster.kubectl_json("get", kind, name, namespace=namespace)["spec"]["replicas"]
+
+
+def oscillation_alert(cluster: ControlPlane, namespace: str, name: str) -> dict | None:
+    """The OscillationAlert ``namespace/name`` as the API server has it, or None."""
+    items = cluster.kubectl_json("get", "oa", namespace=namespace)["items"]
+    return next((item for item in items if item["metadata"]["name"] == name), None)

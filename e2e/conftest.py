@@ -4,29 +4,44 @@ Environment:
   SAFETY_GATE_E2E_BIN         binary cache (default ~/.cache/safety-gate/bin)
   SAFETY_GATE_E2E_SKIP_BUILD  1: never run build-binaries.sh, fail if binaries are missing
   SAFETY_GATE_E2E_CRD_DIR     CRDs to install instead of charts/safety-gate/crds
+  TEST_POSTGRES_DSN / TEST_REDIS_URL  external stores for the gate under test (else embedded)
+
+The gate under test (``gate``, session-scoped) is one ``safety-gate serve`` process with
+``--kubeconfig`` of the control plane, its own PostgreSQL database and Redis, registered by
+URL with the CA it generated. Tests isolate themselves by namespace: history is per target,
+and each test's agent is a service account of its own namespace.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import re
+import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 # The suite's helpers live next to this file; make them importable whatever
 # pytest import mode the project configures.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repository: tests.gateproc, webhook
 
 from cluster import (  # noqa: E402
     TEKTON_CRD,
     ControlPlane,
+    WebhookRegistration,
     binaries_up_to_date,
     default_bin_dir,
+    deployment,
     ensure_binaries,
     project_crd_files,
+    register_webhook,
+    wait_for,
 )
 
 
@@ -64,3 +79,140 @@ def namespace(cluster: ControlPlane, request: pytest.FixtureRequest) -> str:
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")
     name = f"{base[:50].rstrip('-')}-{uuid.uuid4().hex[:6]}"
     return cluster.create_namespace(name)
+
+
+# --------------------------------------------------------------------------
+# the gate under test
+
+GATE_NAMESPACE = "safety-gate-e2e"   # excluded by the webhook's namespaceSelector, like a release namespace
+GATE_RELEASE = "safety-gate-e2e"     # its own ValidatingWebhookConfiguration name, beside the harness tests'
+PROBE_NAMESPACE = "sg-e2e-probe"
+
+
+def _run_async(factory: Any) -> Any:
+    """Run a coroutine on a private loop in a private thread (independent of any pytest loop)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(factory())).result()
+
+
+class GateUnderTest:
+    """The running gate: its process, its PostgreSQL, and its webhook registration."""
+
+    def __init__(self, *, cluster: ControlPlane, process: Any, dsn: str) -> None:
+        self.cluster = cluster
+        self.process = process
+        self.dsn = dsn
+        self.registration: WebhookRegistration | None = None
+        self._probe = 1
+
+    # -- process --------------------------------------------------------
+    def start(self) -> None:
+        self.process.start()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    @property
+    def running(self) -> bool:
+        return self.process.process is not None and self.process.process.poll() is None
+
+    def log(self) -> str:
+        return self.process.log()
+
+    def cli(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+        """``safety-gate ARGS`` as a person would run it (same Python, same repository)."""
+        res = subprocess.run([sys.executable, "-m", "webhook", *args], capture_output=True, text=True, timeout=120,
+                             cwd=str(Path(__file__).resolve().parent.parent), env={**os.environ, "COLUMNS": "250"})
+        if check and res.returncode != 0:
+            raise AssertionError(f"safety-gate {' '.join(args)} exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
+        return res
+
+    # -- webhook --------------------------------------------------------
+    def register(self) -> None:
+        self.registration = register_webhook(self.cluster, f"{self.process.url}/validate",
+                                             self.process.ca_file.read_bytes(), GATE_NAMESPACE, release=GATE_RELEASE)
+
+    def wait_gating(self, timeout: float = 60) -> None:
+        """Poll until the API server sends requests to this gate (it loads configurations asynchronously)."""
+        def seen() -> bool:
+            self._probe += 1
+            self.cluster.kubectl("scale", "deployment/probe", f"--replicas={self._probe % 5 + 1}",
+                                 namespace=PROBE_NAMESPACE, check=True)
+            return self.count("SELECT count(*) FROM admission_decisions WHERE namespace = $1", PROBE_NAMESPACE) > 0
+        wait_for(seen, timeout=timeout, interval=0.3, description="the API server to call the gate")
+
+    # -- its PostgreSQL -------------------------------------------------
+    def sql(self, query: str, *args: Any) -> list[dict[str, Any]]:
+        import asyncpg
+
+        async def run() -> list[dict[str, Any]]:
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                return [dict(row) for row in await conn.fetch(query, *args)]
+            finally:
+                await conn.close()
+
+        return _run_async(run)
+
+    def count(self, query: str, *args: Any) -> int:
+        rows = self.sql(query, *args)
+        return int(next(iter(rows[0].values()))) if rows else 0
+
+    def actions(self, namespace: str) -> int:
+        """Admitted actions recorded in the history for targets in ``namespace``."""
+        return self.count("SELECT count(*) FROM resource_action_traces WHERE namespace = $1", namespace)
+
+    def decisions(self, namespace: str) -> list[dict[str, Any]]:
+        return self.sql("SELECT * FROM admission_decisions WHERE namespace = $1 ORDER BY decided_at", namespace)
+
+
+@pytest.fixture(scope="session")
+def gate_stores(tmp_path_factory: pytest.TempPathFactory):
+    """``(postgres_dsn, redis_url)`` for the gate: a new database on the test PostgreSQL, a Redis."""
+    from webhook.store.embedded import provide_postgres, provide_redis
+
+    base = tmp_path_factory.mktemp("gate-stores")
+    dsn = os.environ.get("TEST_POSTGRES_DSN") or None
+    url = os.environ.get("TEST_REDIS_URL") or None
+    with provide_postgres(dsn=dsn, data_dir=None if dsn else base / "postgres") as pg, \
+            provide_redis(url=url, data_dir=None if url else base / "redis") as redis:
+        import asyncpg
+
+        name = f"sg_e2e_{uuid.uuid4().hex[:12]}"
+
+        async def create() -> None:
+            conn = await asyncpg.connect(pg.dsn)
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+
+        _run_async(create)
+        root, _, _ = pg.dsn.rpartition("/")
+        yield f"{root}/{name}", redis.url
+
+
+@pytest.fixture(scope="session")
+def gate(cluster: ControlPlane, gate_stores: tuple[str, str], tmp_path_factory: pytest.TempPathFactory):
+    """The gate as the API server's webhook, with ``--kubeconfig`` of the control plane."""
+    from tests.gateproc import GateProcess
+
+    dsn, redis_url = gate_stores
+    process = GateProcess(
+        data_dir=tmp_path_factory.mktemp("gate"), postgres_dsn=dsn, redis_url=redis_url,
+        extra_args=["--kubeconfig", str(cluster.kubeconfig), "--cluster-id", "e2e", "--log-level", "DEBUG"],
+        env={"SAFETY_GATE_ALERT_SWEEP_SECONDS": "1", "SAFETY_GATE_NAMESPACE": GATE_NAMESPACE},
+    )
+    under_test = GateUnderTest(cluster=cluster, process=process, dsn=dsn)
+    cluster.create_namespace(GATE_NAMESPACE)
+    cluster.create_namespace(PROBE_NAMESPACE)
+    cluster.apply(deployment("probe", PROBE_NAMESPACE))
+    under_test.start()
+    try:
+        under_test.register()
+        under_test.wait_gating()
+        yield under_test
+    finally:
+        if under_test.registration is not None:
+            under_test.registration.unregister(cluster)
+        under_test.stop()

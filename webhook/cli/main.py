@@ -180,6 +180,27 @@ def mcp(
     run_mcp(settings, transport=transport, host=host, port=port)
 
 
+@app.command()
+def cleanup(
+    webhook_config: Annotated[Optional[str], Opt(help="Name of the ValidatingWebhookConfiguration to delete.")] = None,
+    kubeconfig: Annotated[Optional[pathlib.Path], Opt(help="Kubeconfig (default: in-cluster).")] = None,
+) -> None:
+    """Delete the gate's ValidatingWebhookConfiguration (the chart's pre-delete hook); already gone is fine."""
+    from webhook.kube.cleanup import CleanupError, delete_webhook_configuration
+
+    settings = common.settings(**_given(locals()))
+    if not settings.webhook_config:
+        common.err_console.print("[red]--webhook-config (or SAFETY_GATE_WEBHOOK_CONFIG) is required[/red]")
+        raise typer.Exit(2)
+    try:
+        deleted = delete_webhook_configuration(settings, name=settings.webhook_config)
+    except CleanupError as exc:
+        common.err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    state = "deleted" if deleted else "already gone"
+    common.console.print(f"ValidatingWebhookConfiguration {settings.webhook_config}: {state}")
+
+
 def _given(values: dict[str, Any], *, skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
     """Only flags actually given override the environment and defaults."""
     return {key: value for key, value in values.items() if value is not None and key not in skip}

@@ -68,6 +68,7 @@ class Runtime:
         self.cache: RedisCache | None = None
         self.history: HistoryStore | None = None
         self.gate: Gate | None = None
+        self.kube: Any = None  # webhook.kube.components.KubeComponents when a cluster is configured
         self.migrated = False
         self._tasks: list[asyncio.Task[None]] = []
         self.policies = PolicyProvider(
@@ -85,7 +86,11 @@ class Runtime:
         outbox = Outbox(redis=self.cache.client if self.cache else None, stream=f"sg:{settings.cluster_id}:outbox",
                         spool=settings.data_dir / "spool" / "outbox.jsonl")
         self.history = HistoryStore(postgres=self.postgres, cache=self.cache, outbox=outbox)
+        from webhook.kube.components import KubeComponents
+
+        self.kube = KubeComponents.create(settings, postgres=self.postgres, policies=self.policies)
         self.gate = Gate(
+            **(self.kube.gate_hooks() if self.kube else {}),
             history=self.history,
             policies=self.policies,
             rules=settings.actor_rules(),
@@ -93,6 +98,8 @@ class Runtime:
             fail_closed=settings.fail_closed,
             on_decision=validate.observe,
         )
+        if self.kube is not None:
+            await self.kube.start()
         await self.upkeep()
         self._tasks.append(asyncio.create_task(self._upkeep_loop(), name="store-upkeep"))
 
@@ -125,6 +132,8 @@ class Runtime:
                 logger.exception("store upkeep failed")
 
     async def stop(self) -> None:
+        if self.kube is not None:
+            await self.kube.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

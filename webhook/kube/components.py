@@ -1,0 +1,61 @@
+"""All Kubernetes components of one ``serve`` process, started and stopped together by ``Runtime``.
+
+``KubeComponents.create`` returns None without a cluster (no ``--kubeconfig``, not in a
+cluster): the gate then runs with no Kubernetes code at all. ``gate_hooks()`` is what the Gate
+takes from here — the alert writer as ``on_remembered`` and the two lookups.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import Any
+
+from webhook.kube.alerts import AlertWriter
+from webhook.kube.approvals import ApprovalSync
+from webhook.kube.client import KubeClient
+from webhook.kube.lookups import Lookups
+from webhook.kube.policies import PolicyWatcher
+from webhook.policy.provider import PolicyProvider
+from webhook.settings import Settings
+from webhook.store.postgres import PostgresStore
+
+logger = logging.getLogger(__name__)
+
+
+class KubeComponents:
+    def __init__(self, client: KubeClient, *, settings: Settings, postgres: PostgresStore,
+                 policies: PolicyProvider) -> None:
+        self.client = client
+        self.alerts = AlertWriter(client, cluster_id=settings.cluster_id, queue_size=settings.alert_queue_size,
+                                  sweep_every=settings.alert_sweep_seconds,
+                                  stale_after=datetime.timedelta(hours=settings.alert_stale_hours))
+        self.approvals = ApprovalSync(client, postgres=postgres)
+        self.policies = PolicyWatcher(client, provider=policies)
+        self.lookups = Lookups(client)
+
+    @classmethod
+    def create(cls, settings: Settings, *, postgres: PostgresStore, policies: PolicyProvider) -> KubeComponents | None:
+        client = KubeClient.from_settings(settings)
+        if client is None:
+            logger.info("no cluster configured: detections stay in PostgreSQL, policies from file and defaults")
+            return None
+        logger.info("cluster configured (%s): writing OscillationAlerts, watching OscillationPatterns",
+                    settings.kubeconfig or "in-cluster")
+        return cls(client, settings=settings, postgres=postgres, policies=policies)
+
+    def gate_hooks(self) -> dict[str, Any]:
+        return {"on_remembered": self.alerts.submit, "labels_for": self.lookups.labels_for,
+                "hpa_for": self.lookups.hpa_for}
+
+    async def start(self) -> None:
+        """Start the background tasks; never waits for the API server (they retry on their own)."""
+        self.policies.start()
+        self.approvals.start()
+        self.alerts.start()
+
+    async def stop(self) -> None:
+        await self.alerts.stop()
+        await self.approvals.stop()
+        await self.policies.stop()
+        self.client.close()
