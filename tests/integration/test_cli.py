@@ -15,12 +15,12 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from tests import reviews
-from tests.conftest import _execute, _with_path
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TABLES = ("resource_action_traces", "admission_decisions", "restrictions", "oscillation_detections")
@@ -63,14 +63,27 @@ def dry(review: dict) -> dict:
     return copy
 
 
+def admin(dsn: str, statement: str) -> None:
+    async def run() -> None:
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
 @pytest.fixture
 def another_database(postgres_dsn: str) -> Iterator[str]:
+    """A second empty database on the session server, for a replay beside the webhook's."""
     name = f"sg_{uuid.uuid4().hex}"
-    _execute(postgres_dsn, f'CREATE DATABASE "{name}"')
+    admin(postgres_dsn, f'CREATE DATABASE "{name}"')
+    parts = urlsplit(postgres_dsn)
     try:
-        yield _with_path(postgres_dsn, f"/{name}")
+        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
     finally:
-        _execute(postgres_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin(postgres_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def flapping_sequence() -> list[dict]:
