@@ -46,6 +46,14 @@ class Settings(pydantic_settings.BaseSettings):
     retention_interval: float = pydantic.Field(default=3600.0, ge=0)
     retention_max_age_days: int = pydantic.Field(default=90, ge=1)
 
+    @pydantic.field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"unknown log level {value!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
     def actor_rules(self) -> ActorRules:
         return ActorRules(
             observed_users=tuple(self.observed_users),
