@@ -162,7 +162,7 @@ PATTERN = {
                                   "thresholds": {"directionChanges": 2}},
         },
         "resourceScope": {"resourceTypes": ["Deployment"], "namespaces": ["shop"], "labels": {"tier": "web"}},
-        "preventionStrategy": {"strategy": "cooling-period", "parameters": {"duration": "30m"},
+        "preventionStrategy": {"strategy": "cooling-period", "parameters": {"cooldownPeriod": "30m"},
                                "alerting": {"enabled": True, "severity": "warning", "channels": ["slack"]}},
     },
     "status": {"statistics": {"totalDetections": 4, "preventionSuccessRate": 0.75}},
@@ -229,7 +229,7 @@ def test_alert_rejects(crds, path, value):
     ("spec.patternDefinition.detectionCriteria.timeWindow", DELETE),
     ("spec.patternDefinition.detectionCriteria.thresholds", {"directionChanges": "two"}),
     ("spec.preventionStrategy.strategy", "ban"),
-    ("spec.preventionStrategy.parameters", {"duration": 30}),
+    ("spec.preventionStrategy.parameters", {"cooldownPeriod": 30}),
     ("spec.preventionStrategy.alerting", {"severity": "high"}),
     ("status.statistics", {"falsePositiveRate": 2}),
 ])
