@@ -206,5 +206,10 @@ def _given(values: dict[str, Any], *, skip: set[str] = frozenset()) -> dict[str,
     return {key: value for key, value in values.items() if value is not None and key not in skip}
 
 
+from webhook.cli.retention import app as retention_app  # noqa: E402  (after the commands above)
+
+app.add_typer(retention_app, name="retention")
+
+
 if __name__ == "__main__":
     app()

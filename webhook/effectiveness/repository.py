@@ -26,6 +26,12 @@ _ASSESS = """
 """ + _RETURNING
 
 
+def as_score(value: float) -> float:
+    """Scores are stored as ``real`` (float4): 0.6 comes back as 0.6000000238. Six decimals is
+    all float4 holds, so round to that and give back what was sent."""
+    return round(float(value), 6)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class AssessedAction:
     """A trace right after its assessment was stored."""
@@ -49,7 +55,7 @@ class AssessedAction:
             target = TargetRef(namespace=row["namespace"], kind=row["kind"], name=row["name"])
         return cls(id=row["id"], request_uid=row["request_uid"], correlation_id=row["correlation_id"],
                    at=row["action_timestamp"], action_type=row["action_type"], target=target,
-                   score=row["effectiveness_score"], criteria=row["effectiveness_criteria"] or {},
+                   score=as_score(row["effectiveness_score"]), criteria=row["effectiveness_criteria"] or {},
                    method=row["effectiveness_method"], assessed_at=row["effectiveness_assessed_at"],
                    notes=row["effectiveness_notes"])
 
@@ -90,7 +96,7 @@ class EffectivenessRepository:
             """,
             self.cluster_id, since, until,
         )
-        return [ScoredAction(at=row["action_timestamp"], score=row["score"], action_type=row["action_type"],
+        return [ScoredAction(at=row["action_timestamp"], score=as_score(row["score"]), action_type=row["action_type"],
                              namespace=row["namespace"], alert_name=row["alert_name"],
                              model_used=row["model_used"]) for row in rows]
 

@@ -77,7 +77,7 @@ def keep_effectiveness_based(traces: Sequence[Trace], max_actions: int, now: dat
 
 def protected(traces: Iterable[Trace], *, now: datetime.datetime) -> set[int]:
     """What pattern-aware retention never deletes (short of the age limit): pattern examples and the last 24h."""
-    return {trace.id for trace in traces if trace.is_pattern_example or trace.at >= now - RECENT}
+    return {trace.id for trace in traces if trace.is_pattern_example or trace.at > now - RECENT}
 
 
 def keep_pattern_aware(traces: Sequence[Trace], max_actions: int, now: datetime.datetime) -> set[int]:

@@ -173,7 +173,7 @@ class RetentionRunner:
                 SELECT count(*) AS n, min(action_timestamp) AS oldest FROM resource_action_traces t
                 WHERE t.cluster_id = h.cluster_id AND t.action_history_id = h.id) AS s ON true
             WHERE h.cluster_id = $1
-              AND (s.n > h.max_actions OR s.oldest < $2 - make_interval(days => h.max_age_days))
+              AND (s.n > h.max_actions OR s.oldest < $2::timestamptz - make_interval(days => h.max_age_days))
             ORDER BY h.id
             """,
             self.cluster_id, now)

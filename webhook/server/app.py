@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from webhook.server import health, validate
+from webhook.server import api, health, validate
+from webhook.server.api.jobs import start_jobs
 from webhook.server.runtime import Runtime
 from webhook.settings import Settings
 
@@ -20,9 +21,13 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
         app.state.gate = runtime.gate
+        assert runtime.gate is not None
+        jobs = start_jobs(settings, history=runtime.gate.history)  # retention, effectiveness aggregates
         try:
             yield
         finally:
+            for job in jobs:
+                await job.stop()
             await runtime.stop()
 
     routes = [
@@ -30,6 +35,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics_endpoint, methods=["GET"]),
+        api.mount(settings),  # /api/v1/*: history, effectiveness, safety-check, openapi.json
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings

@@ -1,0 +1,49 @@
+"""Background jobs of a serving gate: retention every ``retention_interval`` seconds (only the
+replica holding the leader lock does the work) and a refresh of the effectiveness aggregates
+(every replica, so each publishes ``ai_action_effectiveness_score`` from its own /metrics)."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from webhook.effectiveness.service import EffectivenessService
+from webhook.retention.runner import ALL_NAMESPACES, RetentionReport, RetentionRunner
+from webhook.retention.schedule import Periodic
+from webhook.server import metrics
+from webhook.server.api.effectiveness import publish
+from webhook.settings import Settings
+from webhook.store.history import HistoryStore
+
+logger = logging.getLogger(__name__)
+
+
+def count_run(report: RetentionReport) -> None:
+    """``ai_retention_operations_total{strategy, namespace, result}``: one per run; ``namespace`` is
+    ``all`` (a run covers every namespace; the per-namespace counts are in ``retention_operations``)."""
+    metrics.RETENTION_OPERATIONS.labels(strategy=report.strategy, namespace=ALL_NAMESPACES,
+                                        result=report.result).inc()
+    if report.leader:
+        logger.info("retention %s: %d action(s) removed, partitions dropped: %s", report.result,
+                    report.actions_removed, ", ".join(report.partitions_dropped) or "none")
+
+
+def start_jobs(settings: Settings, *, history: HistoryStore) -> list[Periodic]:
+    if not settings.retention_interval:
+        return []
+    postgres = history.postgres
+    runner = RetentionRunner(postgres.pool, cluster_id=postgres.cluster_id,
+                             default_max_age=datetime.timedelta(days=settings.retention_max_age_days),
+                             on_finished=count_run)
+    effectiveness = EffectivenessService(history=history)
+
+    async def refresh() -> None:
+        publish(await effectiveness.refresh(now=datetime.datetime.now(datetime.timezone.utc)))
+
+    jobs = [
+        Periodic(name="retention", interval=settings.retention_interval, job=runner.run),
+        Periodic(name="effectiveness", interval=min(settings.retention_interval, 300.0), job=refresh),
+    ]
+    for job in jobs:
+        job.start()
+    return jobs
