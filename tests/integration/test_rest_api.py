@@ -187,8 +187,12 @@ def test_openapi_document_describes_every_route(gate_factory, tmp_path) -> None:
                 assert "422" in codes
 
 
-def test_schemathesis_finds_no_server_error(gate_factory, tmp_path) -> None:
+async def test_schemathesis_finds_no_server_error(gate_factory, tmp_path, fresh_database) -> None:
     gate = start_gate(gate_factory, tmp_path)
+    # Some actions (ids 1..5, correlation ids "0".."4") so generated ids and correlation ids reach
+    # the assessment code, not only its 404.
+    await seed_actions(fresh_database, [{"at": utcnow() - datetime.timedelta(minutes=m), "correlation_id": str(m)}
+                                        for m in range(5)])
     command = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{gate.url}/api/v1/openapi.json",
         "--url", gate.url, "--tls-verify", str(gate.ca_file),

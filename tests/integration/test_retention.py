@@ -272,3 +272,25 @@ def test_cli_runs_retention_and_prints_a_summary(fresh_database: str) -> None:
     assert "success" in out and "oldest-first" in out
     assert "actions removed 7" in out     # the default maxActions (1000) is not reached: only age
     assert "resource_action_traces_2026_07" in out
+
+
+async def test_the_server_runs_retention_periodically(gate_factory, fresh_database: str) -> None:
+    pool = None
+    gate = gate_factory(env={"SAFETY_GATE_RETENTION_INTERVAL": "1"})
+    try:
+        pool = await create_pool(fresh_database, max_size=2)
+        store = PostgresStore(pool, cluster_id="default")
+        ids = await seed(store, target("cart"), now=now_utc(), ages=[1, 120])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while loop.time() < deadline:
+            if await remaining(store, target("cart")) == {ids[1]}:
+                break
+            await asyncio.sleep(0.2)
+        assert await remaining(store, target("cart")) == {ids[1]}
+        assert await pool.fetchval("SELECT count(*) FROM retention_operations WHERE result = 'success'") >= 1
+        metrics = gate.client.get("/metrics").text
+        assert 'ai_retention_operations_total{namespace="all",result="success",strategy="per-target"}' in metrics
+    finally:
+        if pool is not None:
+            await pool.close()
