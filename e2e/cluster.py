@@ -492,6 +492,11 @@ class ControlPlane:
     def running(self) -> bool:
         return all(p is not None and p.popen.poll() is None for p in (self.etcd, self.apiserver))
 
+    def apiserver_log(self) -> str:
+        """What kube-apiserver has logged so far (e.g. ``Failed calling webhook, failing open ...``)."""
+        assert self.apiserver is not None
+        return self.apiserver.log_path.read_text(errors="replace")
+
     # -- pki / kubeconfig -------------------------------------------------
 
     def _write_pki(self) -> None:
@@ -882,3 +887,49 @@ def oscillation_alert(cluster: ControlPlane, namespace: str, name: str) -> dict 
     """The OscillationAlert ``namespace/name`` as the API server has it, or None."""
     items = cluster.kubectl_json("get", "oa", namespace=namespace)["items"]
     return next((item for item in items if item["metadata"]["name"] == name), None)
+
+
+# --------------------------------------------------------------------------
+# an existing cluster (kind) instead of the local control plane
+
+
+class ExistingCluster(ControlPlane):
+    """A cluster started elsewhere (``e2e/kind/run.sh``), driven with the same methods.
+
+    Nothing is started or stopped; ``kubectl`` is the one on ``PATH`` and the admin is whoever
+    ``kubeconfig`` says. Tests that check the local control plane itself do not apply.
+    """
+
+    def __init__(self, work_dir: Path | str, *, kubeconfig: Path | str) -> None:
+        kubectl = shutil.which("kubectl")
+        if kubectl is None:
+            raise ControlPlaneError("kubectl is not on PATH")
+        super().__init__(work_dir, bin_dir=Path(kubectl).parent)
+        self.kubeconfig = Path(kubeconfig)
+
+    def start(self) -> "ExistingCluster":
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.kubectl("version", check=True)
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        pass
+
+    @property
+    def running(self) -> bool:
+        return self.kubectl("version").returncode == 0
+
+    def apiserver_log(self) -> str:
+        res = self.kubectl("logs", "-n", "kube-system", "-l", "component=kube-apiserver", "--tail=-1",
+                           "--prefix", check=True)
+        return res.stdout
+
+    def install_crds(self, files: Iterable[Path | str], timeout: float = 60.0) -> list[str]:
+        """Apply CRDs the chart did not install (Tekton's) and wait for them with kubectl."""
+        docs = [d for f in files for d in load_yaml_documents(f) if d.get("kind") == "CustomResourceDefinition"]
+        if docs:
+            self.apply(docs)
+            for crd in docs:
+                self.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}",
+                             f"--timeout={int(timeout)}s", check=True, timeout=timeout + 10)
+        return [d["metadata"]["name"] for d in docs]

@@ -56,13 +56,35 @@ def control_plane_bin_dir() -> Path:
     return ensure_binaries(bin_dir)
 
 
+# SAFETY_GATE_E2E_TARGET=kind (set by e2e/kind/run.sh): the same tests against an existing
+# cluster with the chart installed, instead of local processes. See e2e/kind/README.md.
+KIND = os.environ.get("SAFETY_GATE_E2E_TARGET", "local") == "kind"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not KIND:
+        return
+    skip = pytest.mark.skip(reason="checks the local control plane harness, not the gate")
+    for item in items:
+        if item.path.name == "test_control_plane.py":
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory, control_plane_bin_dir: Path):
+def cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
     """A started :class:`ControlPlane` with the chart's CRDs and Tekton's PipelineRun CRD installed.
 
     ``cluster.installed_crds`` lists the CRD names. Logs and certificates are
     under ``cluster.work_dir`` (pytest's basetemp, kept for the last runs).
     """
+    if KIND:
+        from cluster import ExistingCluster
+
+        existing = ExistingCluster(tmp_path_factory.mktemp("kind"), kubeconfig=os.environ["KUBECONFIG"]).start()
+        existing.installed_crds = existing.install_crds([TEKTON_CRD])  # the chart installed its own
+        yield existing
+        return
+    control_plane_bin_dir = request.getfixturevalue("control_plane_bin_dir")
     cp = ControlPlane(tmp_path_factory.mktemp("control-plane"), bin_dir=control_plane_bin_dir)
     cp.start()
     try:
@@ -118,6 +140,9 @@ class GateUnderTest:
 
     def log(self) -> str:
         return self.process.log()
+
+    def ca_bundle(self) -> bytes:
+        return self.process.ca_file.read_bytes()
 
     def cli(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
         """``safety-gate ARGS`` as a person would run it (same Python, same repository)."""
@@ -192,12 +217,69 @@ def gate_stores(tmp_path_factory: pytest.TempPathFactory):
         yield f"{root}/{name}", redis.url
 
 
+class ChartGate(GateUnderTest):
+    """The gate installed by the chart (kind): stopping it scales its Deployment to zero.
+
+    ``SAFETY_GATE_E2E_POSTGRES_DSN`` reaches the gate's PostgreSQL (run.sh port-forwards it);
+    ``SAFETY_GATE_E2E_RELEASE`` / ``SAFETY_GATE_E2E_RELEASE_NAMESPACE`` name the release.
+    """
+
+    def __init__(self, *, cluster: ControlPlane, dsn: str, release: str, release_namespace: str) -> None:
+        super().__init__(cluster=cluster, process=None, dsn=dsn)
+        self.release = release
+        self.release_namespace = release_namespace
+        self.replicas = int(cluster.kubectl_json("get", "deployment", release,
+                                                 namespace=release_namespace)["spec"]["replicas"])
+
+    def start(self) -> None:
+        self.cluster.kubectl("scale", f"deployment/{self.release}", f"--replicas={self.replicas}",
+                             namespace=self.release_namespace, check=True)
+        self.cluster.kubectl("rollout", "status", f"deployment/{self.release}", "--timeout=180s",
+                             namespace=self.release_namespace, check=True, timeout=200)
+
+    def stop(self) -> None:
+        self.cluster.kubectl("scale", f"deployment/{self.release}", "--replicas=0",
+                             namespace=self.release_namespace, check=True)
+        wait_for(lambda: not self.cluster.kubectl_json(
+            "get", "pods", "-l", f"app.kubernetes.io/instance={self.release}",
+            "--field-selector=status.phase=Running", namespace=self.release_namespace)["items"],
+            timeout=120, interval=1, description="the gate's pods to stop")
+
+    @property
+    def running(self) -> bool:
+        return True
+
+    def log(self) -> str:
+        return self.cluster.kubectl("logs", f"deployment/{self.release}", "--tail=200",
+                                    namespace=self.release_namespace).stdout
+
+    def ca_bundle(self) -> bytes:
+        import base64
+
+        config = self.cluster.kubectl_json("get", "validatingwebhookconfigurations", "-l",
+                                           f"app.kubernetes.io/instance={self.release}")["items"][0]
+        return base64.b64decode(config["webhooks"][0]["clientConfig"]["caBundle"])
+
+    def register(self) -> None:
+        pass  # the chart registered it
+
+
 @pytest.fixture(scope="session")
-def gate(cluster: ControlPlane, gate_stores: tuple[str, str], tmp_path_factory: pytest.TempPathFactory):
+def gate(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
     """The gate as the API server's webhook, with ``--kubeconfig`` of the control plane."""
+    if KIND:
+        chart_gate = ChartGate(cluster=cluster, dsn=os.environ["SAFETY_GATE_E2E_POSTGRES_DSN"],
+                               release=os.environ.get("SAFETY_GATE_E2E_RELEASE", "safety-gate"),
+                               release_namespace=os.environ.get("SAFETY_GATE_E2E_RELEASE_NAMESPACE", "safety-gate"))
+        cluster.create_namespace(PROBE_NAMESPACE)
+        cluster.apply(deployment("probe", PROBE_NAMESPACE))
+        chart_gate.wait_gating(timeout=120)
+        yield chart_gate
+        return
+
     from tests.gateproc import GateProcess
 
-    dsn, redis_url = gate_stores
+    dsn, redis_url = request.getfixturevalue("gate_stores")
     process = GateProcess(
         data_dir=tmp_path_factory.mktemp("gate"), postgres_dsn=dsn, redis_url=redis_url,
         extra_args=["--kubeconfig", str(cluster.kubeconfig), "--cluster-id", "e2e", "--log-level", "DEBUG"],
