@@ -77,6 +77,13 @@ def test_the_suggested_alternative_follows_the_best_recorded_score(gate_factory,
 
     denied = gate.decide(thrash)
     assert denied["allowed"] is False and "try restart_pod instead" in denied["status"]["message"]
+    # The detection's evidence is now marked as pattern examples, which pattern-aware retention keeps.
+    with client(gate) as api:
+        items = api.get("/api/v1/history", params={**api_target, "limit": 10}).json()["items"]
+    marks = {item["summary"]: item["is_pattern_example"] for item in items}
+    assert marks["app memory request 64Mi→128Mi, app memory limit 64Mi→128Mi"] is True
+    assert marks["app memory request 128Mi→64Mi, app memory limit 128Mi→64Mi"] is True
+    assert marks["rollback_deployment"] is False
 
 
 async def test_assess_by_correlation_and_bad_input(gate_factory, tmp_path, fresh_database) -> None:
