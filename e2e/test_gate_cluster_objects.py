@@ -230,3 +230,39 @@ def test_cleanup_deletes_the_webhook_configuration_and_is_idempotent(cluster: Co
     assert cluster.kubectl("get", "validatingwebhookconfiguration", name).returncode != 0
     second = gate.cli("cleanup", "--webhook-config", name, "--kubeconfig", str(cluster.kubeconfig), check=True)
     assert "already gone" in second.stdout
+
+
+def test_a_label_scoped_policy_applies_to_the_scale_subresource(cluster: ControlPlane, gate, namespace: str):
+    """``kubectl scale`` sends an autoscaling/v1 Scale without labels: the gate reads the Deployment's."""
+    agent = agent_of(cluster, namespace)
+    cluster.apply([deployment("cart", namespace, replicas=1, labels={"tier": "frontend"}),
+                   deployment("db", namespace, replicas=1, labels={"tier": "data"})])
+    name = f"labels-{namespace}"[:63]
+    policy = {
+        "apiVersion": "ai.prometheus-alerts-slm.io/v1", "kind": "OscillationPattern",
+        "metadata": {"name": name},
+        "spec": {
+            "patternDefinition": {"patternType": "scale-oscillation",
+                                  "detectionCriteria": {"minOccurrences": 3, "timeWindow": "2h",
+                                                        "thresholds": {"directionChanges": 2}}},
+            "resourceScope": {"namespaces": [namespace], "labels": {"tier": "frontend"}},
+            "preventionStrategy": {"strategy": "cooling-period"},
+            "enforcementAction": "warn",
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(policy), check=True)
+    try:
+        for workload in ("cart", "db"):
+            assert scale(cluster, namespace, 3, as_user=agent, name=workload).returncode == 0
+            assert scale(cluster, namespace, 1, as_user=agent, name=workload).returncode == 0
+
+        def warned():
+            res = scale(cluster, namespace, 3, as_user=agent, name="cart", dry_run=True)
+            return res if res.returncode == 0 else None
+        res = wait_for(warned, timeout=30, interval=0.2, description="the label-scoped policy on cart")
+        assert "Warning: safety-gate" in res.stderr
+        # db's labels do not match: the default (enforce) still refuses it.
+        refused = scale(cluster, namespace, 3, as_user=agent, name="db", dry_run=True)
+        assert refused.returncode != 0 and "safety-gate: scale-oscillation" in refused.stderr
+    finally:
+        cluster.kubectl("delete", "oscillationpattern", name, "--ignore-not-found", check=True)
