@@ -282,7 +282,7 @@ def gate(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory, reques
     dsn, redis_url = request.getfixturevalue("gate_stores")
     process = GateProcess(
         data_dir=tmp_path_factory.mktemp("gate"), postgres_dsn=dsn, redis_url=redis_url,
-        extra_args=["--kubeconfig", str(cluster.kubeconfig), "--cluster-id", "e2e", "--log-level", "DEBUG"],
+        extra_args=["--kubeconfig", str(cluster.kubeconfig), "--cluster-id", "e2e", "--log-level", "INFO"],
         env={"SAFETY_GATE_ALERT_SWEEP_SECONDS": "1", "SAFETY_GATE_NAMESPACE": GATE_NAMESPACE},
     )
     under_test = GateUnderTest(cluster=cluster, process=process, dsn=dsn)
