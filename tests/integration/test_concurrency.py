@@ -10,19 +10,9 @@ import uuid
 import asyncpg
 
 from tests import reviews
+from tests.sql import fetch
 
 REQUESTS = 24
-
-
-def fetch(dsn: str, sql: str, *args):
-    async def run():
-        connection = await asyncpg.connect(dsn)
-        try:
-            return await connection.fetch(sql, *args)
-        finally:
-            await connection.close()
-
-    return asyncio.run(run())
 
 
 def create_database(admin_dsn: str) -> str:

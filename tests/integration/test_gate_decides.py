@@ -3,29 +3,17 @@ with real PostgreSQL and Redis, over HTTPS."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import re
 import time
 
-import asyncpg
 import pytest
 
 from tests import reviews
 from tests.gateproc import GateProcess
+from tests.sql import scalar
 
 UNTIL = re.compile(r"cooling period until (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) \((\d+)s left\)")
-
-
-def count(dsn: str, sql: str, *args) -> int:
-    async def run() -> int:
-        connection = await asyncpg.connect(dsn)
-        try:
-            return await connection.fetchval(sql, *args)
-        finally:
-            await connection.close()
-
-    return asyncio.run(run())
 
 
 def flap(gate: GateProcess, **kwargs) -> list[dict]:
@@ -48,9 +36,9 @@ def test_scale_flapping_by_a_service_account_is_cooled_on_the_second_reversal(ga
     # The cooling period refuses every further replica change on the target, in either direction.
     again = gate.decide(reviews.scale(before=5, after=4))
     assert again["status"]["code"] == 429
-    assert count(fresh_database, "SELECT count(*) FROM resource_action_traces") == 2
-    assert count(fresh_database, "SELECT denied_requests FROM oscillation_detections") == 2
-    assert count(fresh_database, "SELECT count(*) FROM admission_decisions WHERE outcome = 'deny'") == 2
+    assert scalar(fresh_database, "SELECT count(*) FROM resource_action_traces") == 2
+    assert scalar(fresh_database, "SELECT denied_requests FROM oscillation_detections") == 2
+    assert scalar(fresh_database, "SELECT count(*) FROM admission_decisions WHERE outcome = 'deny'") == 2
 
 
 def test_the_same_flapping_by_a_person_is_allowed_with_warnings(gate):
@@ -64,7 +52,7 @@ def test_hpa_changes_are_recorded_but_never_denied(gate, fresh_database):
     for before, after in [(3, 5), (5, 3), (3, 5), (5, 3), (3, 5)]:
         answer = gate.decide(reviews.scale(before=before, after=after, user=reviews.HPA))
         assert answer["allowed"] is True
-    assert count(fresh_database, "SELECT count(*) FROM resource_action_traces WHERE actor = $1", reviews.HPA) == 5
+    assert scalar(fresh_database, "SELECT count(*) FROM resource_action_traces WHERE actor = $1", reviews.HPA) == 5
 
 
 def test_hpa_history_counts_against_an_agent(gate):
@@ -82,7 +70,7 @@ def test_four_memory_increases_for_one_alert_escalate_on_the_fourth(gate, fresh_
     message = answers[3]["status"]["message"]
     assert "ineffective-loop on Deployment shop/cart" in message
     assert "safety-gate approve shop/deployment-cart-ineffective-loop" in message
-    assert count(fresh_database, "SELECT count(*) FROM oscillation_detections WHERE phase = 'PendingApproval'") == 1
+    assert scalar(fresh_database, "SELECT count(*) FROM oscillation_detections WHERE phase = 'PendingApproval'") == 1
 
 
 def test_repeated_restart_pipelineruns_escalate(gate):
@@ -99,10 +87,10 @@ def test_dry_run_gets_the_decision_and_leaves_no_trace(gate, fresh_database):
     gate.decide(reviews.scale(before=3, after=5))
     gate.decide(reviews.scale(before=5, after=3))
     tables = ["resource_action_traces", "admission_decisions", "restrictions", "oscillation_detections"]
-    before = {t: count(fresh_database, f"SELECT count(*) FROM {t}") for t in tables}
+    before = {t: scalar(fresh_database, f"SELECT count(*) FROM {t}") for t in tables}
     answer = gate.decide(reviews.scale(before=3, after=5, dry_run=True))
     assert answer["allowed"] is False and answer["status"]["code"] == 429
-    assert {t: count(fresh_database, f"SELECT count(*) FROM {t}") for t in tables} == before
+    assert {t: scalar(fresh_database, f"SELECT count(*) FROM {t}") for t in tables} == before
     # And no cooling period started: a real request is judged afresh (and refused on its own).
     real = gate.decide(reviews.scale(before=3, after=5))
     assert real["status"]["code"] == 429

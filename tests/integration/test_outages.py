@@ -3,26 +3,12 @@ decisions continue from whichever store is left, and with both gone the gate fai
 
 from __future__ import annotations
 
-import asyncio
 import time
 
-import asyncpg
-import pytest
-
 from tests import reviews
+from tests.sql import fetch
 
 SCALE_STEPS = [(n, n + 1) for n in range(1, 40)]  # monotonic: always allowed, never an oscillation
-
-
-def query(dsn: str, sql: str, *args):
-    async def run():
-        connection = await asyncpg.connect(dsn)
-        try:
-            return await connection.fetch(sql, *args)
-        finally:
-            await connection.close()
-
-    return asyncio.run(run())
 
 
 def wait_until(predicate, *, timeout: float = 60, what: str = "condition"):
@@ -44,7 +30,7 @@ def admit(gate, uids: list[str], steps, *, name: str = "stream"):
 
 
 def traces_by_uid(dsn: str) -> dict[str, int]:
-    rows = query(dsn, "SELECT request_uid, count(*) AS n FROM resource_action_traces GROUP BY request_uid")
+    rows = fetch(dsn, "SELECT request_uid, count(*) AS n FROM resource_action_traces GROUP BY request_uid")
     return {row["request_uid"]: row["n"] for row in rows}
 
 
@@ -75,7 +61,7 @@ def test_postgres_outage_keeps_every_admitted_action_and_decisions_continue(
     assert all(counts[uid] == 1 for uid in uids)
     assert gate.client.get("/readyz").json()["degraded"] is False
     # The refusal during the outage was remembered too, once.
-    decisions = query(postgres.dsn, "SELECT count(*) AS n FROM admission_decisions WHERE outcome = 'deny'")
+    decisions = fetch(postgres.dsn, "SELECT count(*) AS n FROM admission_decisions WHERE outcome = 'deny'")
     assert decisions[0]["n"] == 1
 
 

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from tests import reviews
 from tests.integration.api_helpers import (

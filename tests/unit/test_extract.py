@@ -106,3 +106,9 @@ def test_other_requests_are_not_judged():
     pr = reviews.pipelinerun()
     pr["request"]["operation"] = "UPDATE"
     assert proposal_of(pr) is None
+
+
+def test_nul_characters_in_free_text_are_dropped():
+    body = reviews.pipelinerun(alert="Kube\x00Pod", target="shop/Deployment/ca\x00rt", action_type="re\x00start")
+    event = proposal_of(body).event
+    assert (event.alert_name, event.target.name, event.action_type) == ("KubePod", "cart", "restart")

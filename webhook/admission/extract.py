@@ -247,8 +247,8 @@ def _annotation(template: Mapping[str, Any], key: str) -> str | None:
 def _from_pipelinerun(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | None:
     obj = request.object or {}
     meta = _meta(obj)
-    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
-    annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
+    labels = {str(k): _clean(v) for k, v in (meta.get("labels") or {}).items()}
+    annotations = {str(k): _clean(v) for k, v in (meta.get("annotations") or {}).items()}
     params = _params(obj)
     pipeline_ref = ((obj.get("spec") or {}).get("pipelineRef") or {}).get("name")
     action_type = (
@@ -271,7 +271,7 @@ def _params(obj: Mapping[str, Any]) -> dict[str, str]:
         if isinstance(param, dict) and isinstance(param.get("name"), str):
             value = param.get("value")
             if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-                found[param["name"]] = str(value)
+                found[param["name"]] = _clean(value)
     return found
 
 
@@ -294,6 +294,11 @@ def _pipelinerun_target(params: Mapping[str, str], labels: Mapping[str, str],
 # --- shared -----------------------------------------------------------------------------------
 
 
+def _clean(value: Any) -> str:
+    """Params, labels and annotations of a PipelineRun are free text; PostgreSQL text cannot hold NUL."""
+    return str(value).replace("\x00", "")
+
+
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     meta = obj.get("metadata")
     return meta if isinstance(meta, dict) else {}
@@ -306,7 +311,7 @@ def _context(annotations: Mapping[str, Any], labels: Mapping[str, str],
     def first(*values: Any) -> str | None:
         for value in values:
             if isinstance(value, str) and value.strip():
-                return value.strip()
+                return _clean(value).strip() or None
         return None
 
     return {

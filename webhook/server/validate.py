@@ -16,20 +16,9 @@ from webhook.admission import responses
 from webhook.admission.review import BadReview, parse_review
 from webhook.engine.gate import Gate, GateResult
 from webhook.server import metrics
+from webhook.server.bodies import BodyTooLarge, read_limited
 
 logger = logging.getLogger("safety_gate.decisions")
-
-
-async def read_limited(request: Request, *, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BadReview(f"body of {declared} bytes is over the limit of {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise BadReview(f"body is over the limit of {limit} bytes")
-    return bytes(body)
 
 
 def bad_request(error: BadReview) -> JSONResponse:
@@ -41,8 +30,9 @@ async def validate(request: Request) -> JSONResponse:
     state = request.app.state
     gate: Gate = state.gate
     try:
-        body = await read_limited(request, limit=state.settings.max_body_bytes)
-        review = parse_review(body)
+        review = parse_review(await read_limited(request, limit=state.settings.max_body_bytes))
+    except BodyTooLarge as error:
+        return bad_request(BadReview(str(error)))
     except BadReview as error:
         return bad_request(error)
     try:

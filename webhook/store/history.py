@@ -235,6 +235,12 @@ class HistoryStore:
             if self.outbox is None:
                 raise
             where = await self.outbox.push(effects, redis_ok=self.redis_up)
+        except asyncpg.PostgresError:
+            # The database refused the data itself (not an outage): retrying would fail forever.
+            # The answer already given stands; the bundle is logged whole so nothing is silently lost.
+            logger.exception("postgres refused decision %s; effects: %s", effects.uid,
+                             json.dumps(effects.to_json(), sort_keys=True))
+            where = "refused"
         await self._cache_effects(effects, now=now)
         return where
 

@@ -8,19 +8,14 @@ from typing import Any
 from starlette.requests import Request
 
 from webhook.server.api.errors import bad_request
+from webhook.server.bodies import BodyTooLarge, read_limited
 
 
 async def read_object(request: Request) -> tuple[bytes, dict[str, Any]]:
-    limit = request.app.state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise bad_request(f"body of {declared} bytes is over the limit of {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise bad_request(f"body is over the limit of {limit} bytes")
-    raw = bytes(body)
+    try:
+        raw = await read_limited(request, limit=request.app.state.settings.max_body_bytes)
+    except BodyTooLarge as error:
+        raise bad_request(str(error)) from None
     if not raw.strip():
         raise bad_request("the body is empty: send a JSON object")
     try:

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
-from webhook.effectiveness.model import Criteria
 
 # PostgreSQL text cannot hold NUL, and names follow Kubernetes' rules: refusing other input here
 # turns what would be a store error into a 422 naming the field.
