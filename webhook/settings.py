@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import pathlib
 
 import pydantic
 import pydantic_settings
 
 from webhook.policy.actors import DEFAULT_OBSERVED_GROUPS, DEFAULT_OBSERVED_USERS, ActorRules
+from webhook.policy.durations import parse_duration
 
 
 class Settings(pydantic_settings.BaseSettings):
@@ -45,6 +47,23 @@ class Settings(pydantic_settings.BaseSettings):
     # run` still works), and the default max age for untargeted actions and whole-partition drops.
     retention_interval: float = pydantic.Field(default=3600.0, ge=0)
     retention_max_age_days: int = pydantic.Field(default=90, ge=1)
+    # Self-managed certificates (webhook.kube.certificates, DESIGN §8): with cert_secret and a cluster,
+    # the replicas keep a CA + serving pair in this Secret of `namespace` and the caBundle of
+    # `webhook_config` in step. Durations as the chart writes them ("87600h", "30m", "2d").
+    cert_secret: str | None = None
+    service_name: str = "safety-gate"
+    ca_validity: datetime.timedelta = datetime.timedelta(days=3650)
+    cert_validity: datetime.timedelta = datetime.timedelta(days=365)
+    cert_renew_before: datetime.timedelta = datetime.timedelta(days=30)
+    cert_propagation: datetime.timedelta = datetime.timedelta(seconds=30)  # new CA trusted before it is served
+    cert_overlap: datetime.timedelta = datetime.timedelta(hours=1)         # old CA kept in caBundle after rotation
+    cert_check_interval: float = pydantic.Field(default=30.0, gt=0)       # seconds between checks of the Secret
+
+    @pydantic.field_validator("ca_validity", "cert_validity", "cert_renew_before", "cert_propagation",
+                              "cert_overlap", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @pydantic.field_validator("log_level")
     @classmethod
