@@ -286,8 +286,9 @@ class _Supervised:
         with self._lock:
             if self.is_running():
                 return
+            self._proc = None  # a child that died on its own (crash, kill -9)
+            self._close_log()
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._prepare()
             self._reap_orphan()
             port = self.port if self.port is not None else _free_port(self.host)
             if not _port_is_free(self.host, port):
@@ -297,6 +298,7 @@ class _Supervised:
                 )
             self._port = port
             self._remember_port(port)
+            self._prepare()
             self._launch(port, timeout=timeout)
 
     def _launch(self, port: int, *, timeout: float) -> None:
@@ -406,6 +408,11 @@ class EmbeddedPostgres(_Supervised):
     ``dsn`` is ``postgresql://postgres@127.0.0.1:<port>/postgres`` (trust auth, bound to
     loopback only). ``fsync`` stays on: durability of admitted actions is part of the
     product, and the tests should exercise the real thing.
+
+    As root, the server user must be able to traverse every parent of ``data_dir``
+    while the server starts; :meth:`start` adds ``o+x`` where missing, but something
+    that removes it again concurrently (pytest resets ``/tmp/pytest-of-<user>`` to
+    0700 at each session start) makes the start fail with "Permission denied".
     """
 
     _stop_signal = signal.SIGINT  # "fast" shutdown: roll back clients, checkpoint, exit
@@ -475,6 +482,33 @@ class EmbeddedPostgres(_Supervised):
         if result.returncode != 0:
             raise EmbeddedServerError(f"initdb failed ({result.returncode}); log {self.log_file}:\n{_tail(self.log_file)}")
         log.info("initialised a PostgreSQL cluster in %s", self.pgdata)
+
+    def _reap_orphan(self) -> None:
+        """Also wait for backends of a postmaster that died hard (``kill -9``, OOM).
+
+        They notice their parent's death within moments and exit, but until then
+        they hold the old shared memory segment and a new postmaster refuses to start
+        ("pre-existing shared memory block is still in use"). Processes named
+        ``postgres`` whose working directory is our data directory are ours.
+        """
+        super()._reap_orphan()
+        if not self._pidfile().exists():
+            return  # clean shutdown: nothing can be left behind
+        import psutil
+
+        pgdata = str(self.pgdata.resolve())
+        leftovers = []
+        for process in psutil.process_iter(["name", "cwd"]):
+            if process.info["name"] == "postgres" and process.info["cwd"] == pgdata:
+                leftovers.append(process)
+        if not leftovers:
+            return
+        log.warning("waiting for %d leftover PostgreSQL processes of a crashed server on %s", len(leftovers), self.pgdata)
+        _, alive = psutil.wait_procs(leftovers, timeout=10)
+        for process in alive:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        psutil.wait_procs(alive, timeout=10)
 
     def _socket_dir(self, port: int) -> str:
         """The data dir for the Unix socket if the path fits, else none (TCP only)."""
