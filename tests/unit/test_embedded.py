@@ -248,24 +248,11 @@ def test_fresh_redis_url_is_flushed_and_not_db0(fresh_redis_url: str, redis_url:
     assert redis.Redis.from_url(redis_url).get("mine") is None
 
 
-def test_probe_external_servers(request: pytest.FixtureRequest) -> None:
-    """Run only by the test below, in a pytest subprocess with TEST_* set."""
-    if os.environ.get("SG_EXPECT_EXTERNAL") != "1":
-        pytest.skip("only meaningful inside test_fixtures_use_external_servers_from_env")
-    pg = request.getfixturevalue("postgres_server")
-    cache = request.getfixturevalue("redis_server")
-    assert pg == ExternalPostgres(dsn=os.environ["TEST_POSTGRES_DSN"])
-    assert cache == ExternalRedis(url=os.environ["TEST_REDIS_URL"])
-    assert request.getfixturevalue("postgres_dsn") == os.environ["TEST_POSTGRES_DSN"]
-    fresh = request.getfixturevalue("fresh_database")
-    assert fresh.startswith(os.environ["TEST_POSTGRES_DSN"].rsplit("/", 1)[0] + "/sg_")
-
-
 def test_fixtures_use_external_servers_from_env(postgres_dsn: str, redis_url: str) -> None:
     env = {**os.environ, "TEST_POSTGRES_DSN": postgres_dsn, "TEST_REDIS_URL": redis_url, "SG_EXPECT_EXTERNAL": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-         f"{Path(__file__).relative_to(REPO)}::test_probe_external_servers"],
+         str((Path(__file__).parent / "external_probe.py").relative_to(REPO))],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -1,0 +1,1 @@
+"""Storage: PostgreSQL (system of record), Redis (cache, locks, outbox), migrations, embedded servers."""
