@@ -1,4 +1,11 @@
-"""``safety-gate serve``: uvicorn over TLS, plus plain-HTTP metrics when asked."""
+"""``safety-gate serve``: uvicorn over TLS, plus plain-HTTP metrics when asked.
+
+TLS comes from a :class:`~webhook.tls.reloading.ReloadingServerContext` rather than uvicorn's
+``ssl_certfile`` (read once at start): renewed files — written by the self-managed rotation
+(``SAFETY_GATE_CERT_SECRET``), by ``ensure_serving_pair``, or by the kubelet when cert-manager
+renews a mounted Secret — are used by new handshakes without a restart, and open keep-alive
+connections are left alone.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from webhook.server import logs
 from webhook.server.app import create_app, create_metrics_app
 from webhook.server.runtime import Runtime
 from webhook.settings import Settings
+from webhook.tls.reloading import ReloadingServerContext
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +32,15 @@ def run_server(settings: Settings) -> None:
     except PolicyError as exc:
         common.err_console.print(f"[red]{exc}[/red]")
         raise SystemExit(2) from None
+    if settings.cert_secret and (settings.tls_cert is not None or settings.tls_key is not None):
+        logger.warning("--tls-cert/--tls-key given: not managing certificates in Secret %s", settings.cert_secret)
+        settings.cert_secret = None
+    if (settings.tls_cert is None or settings.tls_key is None) and settings.cert_secret:
+        from webhook.kube.certificates import bootstrap_serving_files
+
+        pair = bootstrap_serving_files(settings)
+        if pair is not None:
+            settings.tls_cert, settings.tls_key = pair
     if settings.tls_cert is None or settings.tls_key is None:
         from webhook.tls.selfsigned import ensure_serving_pair
 
@@ -32,10 +49,39 @@ def run_server(settings: Settings) -> None:
         asyncio.run(_serve(settings, runtime))
 
 
+class ReloadingTLSConfig(uvicorn.Config):
+    """A uvicorn config whose listening socket uses our reloading context.
+
+    uvicorn builds its ``SSLContext`` in ``load()`` (from ``ssl_certfile``, once); replacing
+    ``self.ssl`` right after is the one hook every supported uvicorn version has
+    (``ssl_context_factory`` only exists in recent ones).
+    """
+
+    def __init__(self, app: object, *, tls: ReloadingServerContext, **kwargs: object) -> None:
+        super().__init__(app, **kwargs)  # type: ignore[arg-type]
+        self.tls = tls
+
+    def load(self) -> None:
+        super().load()
+        self.ssl = self.tls.context
+
+
+async def _watch_certificate(tls: ReloadingServerContext, *, every: float) -> None:
+    """Notice renewed files even while no handshake happens (handshakes check on their own too)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            tls.maybe_reload(force=True)
+        except Exception:  # noqa: BLE001 - a bad file must not end the watch; the old pair stays in use
+            logger.exception("checking the TLS certificate files failed")
+
+
 async def _serve(settings: Settings, runtime: Runtime) -> None:
     app = create_app(settings, runtime=runtime)
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, ssl_certfile=str(settings.tls_cert),
+    assert settings.tls_cert is not None and settings.tls_key is not None
+    tls = ReloadingServerContext(cert_file=settings.tls_cert, key_file=settings.tls_key)
+    config = ReloadingTLSConfig(
+        app, tls=tls, host=settings.host, port=settings.port, ssl_certfile=str(settings.tls_cert),
         ssl_keyfile=str(settings.tls_key), log_config=None, access_log=False, lifespan="on",
         timeout_graceful_shutdown=5,
     )
@@ -45,4 +91,9 @@ async def _serve(settings: Settings, runtime: Runtime) -> None:
                                         log_config=None, access_log=False, lifespan="off")
         servers.append(uvicorn.Server(metrics_config))
     logger.info("serving on https://%s:%s", settings.host, settings.port)
-    await asyncio.gather(*(server.serve() for server in servers))
+    watch = asyncio.create_task(_watch_certificate(tls, every=2.0), name="tls-reload")
+    try:
+        await asyncio.gather(*(server.serve() for server in servers))
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)

@@ -69,6 +69,7 @@ class Runtime:
         self.history: HistoryStore | None = None
         self.gate: Gate | None = None
         self.kube: Any = None  # webhook.kube.components.KubeComponents when a cluster is configured
+        self.certificates: Any = None  # webhook.kube.certificates.CertificateRotator (self-managed TLS)
         self.migrated = False
         self._tasks: list[asyncio.Task[None]] = []
         self.policies = PolicyProvider(
@@ -100,6 +101,11 @@ class Runtime:
         )
         if self.kube is not None:
             await self.kube.start()
+            if settings.cert_secret:  # self-managed certificates: keep Secret, caBundle and files current
+                from webhook.kube.certificates import CertificateRotator
+
+                self.certificates = CertificateRotator.from_settings(settings, api_client=self.kube.client.api_client)
+                self.certificates.start(interval=settings.cert_check_interval)
         await self.upkeep()
         self._tasks.append(asyncio.create_task(self._upkeep_loop(), name="store-upkeep"))
 
@@ -132,6 +138,8 @@ class Runtime:
                 logger.exception("store upkeep failed")
 
     async def stop(self) -> None:
+        if self.certificates is not None:
+            await self.certificates.stop()
         if self.kube is not None:
             await self.kube.stop()
         for task in self._tasks:
