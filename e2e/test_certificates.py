@@ -24,6 +24,7 @@ import contextlib
 import datetime
 import hashlib
 import http.client
+import itertools
 import socket
 import ssl
 import threading
@@ -36,14 +37,22 @@ import kubernetes.client
 import kubernetes.config
 import kubernetes.watch
 import pytest
+from cluster import ControlPlane, deployment, wait_for
 from cryptography.hazmat.primitives import serialization
 
-from cluster import ControlPlane, deployment, wait_for
 from tests.gateproc import GateProcess, free_port
 from webhook.tls.authority import CLOCK_SKEW
 from webhook.tls.certinfo import load_certificates
-from webhook.tls.rotation import CA_CERT, CA_PREVIOUS, ROTATED_AT, TLS_CERT, RotationPolicy, parse_time, plan, \
-    service_hosts
+from webhook.tls.rotation import (
+    CA_CERT,
+    CA_PREVIOUS,
+    ROTATED_AT,
+    TLS_CERT,
+    RotationPolicy,
+    parse_time,
+    plan,
+    service_hosts,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -217,7 +226,7 @@ def check_secret_chain(events: list[tuple[str, dict[str, Any]]], *, hosts: tuple
     actions = [obj["annotations"].get("safety-gate.ai.prometheus-alerts-slm.io/last-action") for _, obj in events]
     assert actions[0] == "bootstrap" and "bootstrap" not in actions[1:], actions
     cas_seen: list[str] = []
-    for (_, before), (_, after) in zip(events, events[1:]):
+    for (_, before), (_, after) in itertools.pairwise(events):
         action = after["annotations"]["safety-gate.ai.prometheus-alerts-slm.io/last-action"]
         assert before["data"] != after["data"], f"a write changed nothing: {action}"
         if action in ("renew-serving", "rotate-ca"):
