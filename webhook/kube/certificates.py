@@ -42,7 +42,7 @@ from typing import Any
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
-from webhook.kube.client import Backoff, is_status, load_api_client
+from webhook.kube.client import Backoff, load_api_client
 from webhook.settings import Settings
 from webhook.tls.rotation import (
     CA_CERT,
@@ -387,5 +387,4 @@ def bootstrap_serving_files(settings: Settings, *, timeout: float = 60.0) -> tup
         api_client.close()
 
 
-__all__ = ["CertificateRotator", "RotationError", "SecretView", "SyncResult", "bootstrap_serving_files",
-           "is_status"]
+__all__ = ["CertificateRotator", "RotationError", "SecretView", "SyncResult", "bootstrap_serving_files"]
