@@ -283,12 +283,14 @@ async def test_the_server_runs_retention_periodically(gate_factory, fresh_databa
         ids = await seed(store, target("cart"), now=now_utc(), ages=[1, 120])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 60
+        succeeded = "SELECT count(*) FROM retention_operations WHERE result = 'success'"
         while loop.time() < deadline:
-            if await remaining(store, target("cart")) == {ids[1]}:
+            # The deletion commits before the run's operation row is closed: wait for both.
+            if await remaining(store, target("cart")) == {ids[1]} and await pool.fetchval(succeeded) >= 1:
                 break
             await asyncio.sleep(0.2)
         assert await remaining(store, target("cart")) == {ids[1]}
-        assert await pool.fetchval("SELECT count(*) FROM retention_operations WHERE result = 'success'") >= 1
+        assert await pool.fetchval(succeeded) >= 1
         metrics = gate.client.get("/metrics").text
         assert 'ai_retention_operations_total{namespace="all",result="success",strategy="per-target"}' in metrics
     finally:
