@@ -9,7 +9,6 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from webhook.server import api, health, validate
-from webhook.server.api.jobs import start_jobs
 from webhook.server.runtime import Runtime
 from webhook.settings import Settings
 
@@ -21,13 +20,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
         app.state.gate = runtime.gate
-        assert runtime.gate is not None
-        jobs = start_jobs(settings, history=runtime.gate.history)  # retention, effectiveness aggregates
         try:
             yield
         finally:
-            for job in jobs:
-                await job.stop()
             await runtime.stop()
 
     routes = [

@@ -17,7 +17,9 @@ import asyncpg
 from webhook.engine.gate import Gate
 from webhook.policy.loader import load_policy_file
 from webhook.policy.provider import PolicyProvider
+from webhook.retention.schedule import Periodic
 from webhook.server import metrics, validate
+from webhook.server.jobs import start_jobs
 from webhook.settings import Settings
 from webhook.store.cache import RedisCache
 from webhook.store.history import HistoryStore
@@ -72,6 +74,7 @@ class Runtime:
         self.certificates: Any = None  # webhook.kube.certificates.CertificateRotator (self-managed TLS)
         self.migrated = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: list[Periodic] = []
         self.policies = PolicyProvider(
             file_policies=load_policy_file(settings.policy) if settings.policy else ())
 
@@ -108,6 +111,7 @@ class Runtime:
                 self.certificates.start(interval=settings.cert_check_interval)
         await self.upkeep()
         self._tasks.append(asyncio.create_task(self._upkeep_loop(), name="store-upkeep"))
+        self._jobs = start_jobs(settings, history=self.history)  # retention, effectiveness aggregates
 
     async def _migrate(self) -> None:
         """Migrate at start; if PostgreSQL is down, start anyway (decisions use the cache) and retry."""
@@ -138,6 +142,8 @@ class Runtime:
                 logger.exception("store upkeep failed")
 
     async def stop(self) -> None:
+        for job in self._jobs:
+            await job.stop()
         if self.certificates is not None:
             await self.certificates.stop()
         if self.kube is not None:
