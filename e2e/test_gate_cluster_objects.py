@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import yaml
-
 from cluster import (
     ControlPlane,
     deployment,

@@ -10,7 +10,6 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-
 from chart_helpers import CHART, REPO
 
 GROUP = "ai.prometheus-alerts-slm.io"

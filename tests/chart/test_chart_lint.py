@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from chart_helpers import CHART, VALUES_DIR, run_helm, values_file
 
 VALID = [

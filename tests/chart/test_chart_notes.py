@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 import yaml
-
 from chart_helpers import FULLNAME, run_helm
 
 

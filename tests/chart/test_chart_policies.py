@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import jsonschema
 import yaml
-
 from chart_helpers import VALUES_DIR, find, render
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from chart_helpers import NAMESPACE, render
 
 VALUE_SETS = ["default.yaml", "cert-manager.yaml", "existing-secrets.yaml", "ha-off.yaml", "policies.yaml",
@@ -46,8 +45,8 @@ def test_rendered_objects_are_clean(helm_bin, values, kube_version):
 
 
 def test_long_release_names_stay_within_limits(helm_bin):
-    from chart_helpers import CHART, run_helm, values_file
     import yaml
+    from chart_helpers import CHART, run_helm, values_file
 
     name = "r" * 53  # Helm's maximum release name length
     out = run_helm("template", name, str(CHART), "-n", NAMESPACE, "-f", values_file("cert-manager.yaml"),

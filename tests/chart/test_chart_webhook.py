@@ -6,7 +6,6 @@ import base64
 
 import pytest
 import yaml
-
 from chart_helpers import FULLNAME, NAMESPACE, WEBHOOK_FILE, one, render, render_text
 
 WEBHOOK_NAME = "validate.safety-gate.ai.prometheus-alerts-slm.io"

@@ -8,10 +8,14 @@ import os
 import subprocess
 import sys
 
-
 from tests import reviews
 from tests.integration.api_helpers import (
-    TOKEN, client, count_rows, seed_actions, start_gate, utcnow,
+    TOKEN,
+    client,
+    count_rows,
+    seed_actions,
+    start_gate,
+    utcnow,
 )
 from webhook.actions.model import TargetRef
 

@@ -1,9 +1,9 @@
 """The domain vocabulary shared by every layer: what was changed, on what, by whom."""
 
 from webhook.actions.model import (
-    ImageChange,
     ActionEvent,
     ActorClass,
+    ImageChange,
     ResourceChange,
     TargetRef,
 )

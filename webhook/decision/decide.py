@@ -22,7 +22,14 @@ from webhook.admission import responses
 from webhook.admission.extract import Proposal
 from webhook.decision import messages
 from webhook.decision.state import (
-    Applies, Approval, GateState, Restriction, actor_scope, alert_name, enforcement_for_person, latest,
+    Applies,
+    Approval,
+    GateState,
+    Restriction,
+    actor_scope,
+    alert_name,
+    enforcement_for_person,
+    latest,
     target_scope,
 )
 from webhook.detection.detect import detect_all

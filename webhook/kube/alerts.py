@@ -30,8 +30,8 @@ from typing import Any
 
 from webhook.decision.decide import AlertUpdate, Decision, Outcome, Phase
 from webhook.kube.client import ALERT_KIND, ALERTS, API_VERSION, GROUP, VERSION, Backoff, KubeClient, is_status
+from webhook.metrics import ALERT_WRITER_FAILURES
 from webhook.policy.model import PatternType
-from webhook.server.metrics import ALERT_WRITER_FAILURES
 
 logger = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import datetime
 import logging
 
+from webhook import metrics
 from webhook.effectiveness.service import EffectivenessService
 from webhook.retention.runner import ALL_NAMESPACES, RetentionReport, RetentionRunner
 from webhook.retention.schedule import Periodic
-from webhook.server import metrics
 from webhook.server.api.effectiveness import publish
 from webhook.settings import Settings
 from webhook.store.history import HistoryStore

@@ -14,17 +14,18 @@ from typing import Any
 
 import asyncpg
 
+from webhook import metrics
 from webhook.engine.gate import Gate
 from webhook.policy.loader import load_policy_file
 from webhook.policy.provider import PolicyProvider
 from webhook.retention.schedule import Periodic
-from webhook.server import metrics, validate
+from webhook.server import validate
 from webhook.server.jobs import start_jobs
 from webhook.settings import Settings
 from webhook.store.cache import RedisCache
 from webhook.store.history import HistoryStore
-from webhook.store.outbox import Outbox
 from webhook.store.migrate import migrate
+from webhook.store.outbox import Outbox
 from webhook.store.postgres import PostgresStore, create_pool
 
 logger = logging.getLogger(__name__)

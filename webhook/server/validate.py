@@ -12,10 +12,10 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from webhook import metrics
 from webhook.admission import responses
 from webhook.admission.review import BadReview, parse_review
 from webhook.engine.gate import Gate, GateResult
-from webhook.server import metrics
 from webhook.server.bodies import BodyTooLarge, read_limited
 
 logger = logging.getLogger("safety_gate.decisions")

@@ -8,7 +8,7 @@
 """
 
 from webhook.tls.authority import KeyPair, generate_ca, issue_serving_cert
-from webhook.tls.certinfo import bundle, load_certificates, not_after, needs_renewal, san_hosts
+from webhook.tls.certinfo import bundle, load_certificates, needs_renewal, not_after, san_hosts
 from webhook.tls.reloading import ReloadingServerContext, serving_context
 from webhook.tls.selfsigned import DEFAULT_HOSTS, ensure_serving_pair
 

@@ -13,7 +13,16 @@ from webhook.detection.situation import Severity
 from webhook.policy.model import PatternType
 
 from .factories import (
-    AGENT, CART, HPA, OTHER_AGENT, action, policies, resources, scale, situation, target,
+    AGENT,
+    CART,
+    HPA,
+    OTHER_AGENT,
+    action,
+    policies,
+    resources,
+    scale,
+    situation,
+    target,
 )
 
 POLICIES = policies()

@@ -3,7 +3,11 @@ from __future__ import annotations
 import datetime
 
 from webhook.retention.partitions import (
-    add_months, months_to_create, partition_month, partition_name, partitions_to_drop,
+    add_months,
+    months_to_create,
+    partition_month,
+    partition_name,
+    partitions_to_drop,
 )
 
 UTC = datetime.timezone.utc

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
-
 # PostgreSQL text cannot hold NUL, and names follow Kubernetes' rules: refusing other input here
 # turns what would be a store error into a 422 naming the field.
 Namespace = Annotated[str, pydantic.Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
