@@ -286,13 +286,18 @@ class PostgresStore:
         ]
 
     async def approve(self, alert: str, *, approved_by: str, reason: str, at: datetime.datetime) -> bool:
-        """Record a person's approval; False when no such detection exists."""
+        """Record a person's approval; False when no such detection exists or a newer approval is stored.
+
+        Only a newer approval re-arms: two replicas syncing the same approval from the cluster, or
+        a replayed watch event, can never reset an approval that was already used.
+        """
         namespace, name = alert.split("/", 1)
         status = await self.pool.execute(
             """
             UPDATE oscillation_detections SET approved_by = $4, approval_reason = $5, approved_at = $6,
                    approval_used_at = NULL, approval_used_by = NULL, phase = 'Approved'
             WHERE cluster_id = $1 AND alert_namespace = $2 AND alert_name = $3
+              AND (approved_at IS NULL OR approved_at < $6)
             """,
             self.cluster_id, namespace, name, approved_by, reason, at,
         )

@@ -83,3 +83,18 @@ async def test_an_alert_without_approval_is_ignored(sync: ApprovalSync):
     obj = alert_object(None)
     del obj["spec"]["approval"]
     assert await sync.consider(obj) is False
+
+
+async def test_the_store_itself_never_rearms_with_an_approval_that_is_not_newer(postgres: PostgresStore):
+    """Two replicas syncing the same approval race past any in-memory check; the UPDATE decides."""
+    escalation = update(name="deployment-cart-ineffective-loop", pattern=PatternType.INEFFECTIVE_LOOP,
+                        strategy=Strategy.ESCALATE_HUMAN, phase=Phase.PENDING_APPROVAL, cooldown_until=None)
+    async with postgres.pool.acquire() as connection:
+        await postgres._upsert_detection(connection, escalation, now=minutes(-5))
+    assert await postgres.approve(ALERT, approved_by="oncall", reason="r", at=minutes(-1)) is True
+    async with postgres.pool.acquire() as connection:
+        await postgres._consume_approval(connection, ALERT, request_uid="r1", at=NOW)
+    assert await postgres.approve(ALERT, approved_by="oncall", reason="r", at=minutes(-1)) is False
+    assert await postgres.approve(ALERT, approved_by="oncall", reason="r", at=minutes(-2)) is False
+    [approval] = await postgres.approvals([ALERT])
+    assert approval.used_at == NOW
