@@ -115,15 +115,9 @@ class KubernetesReviews:
 
     def _client(self) -> Any:
         if self._api is None:
-            from kubernetes import client, config
+            from webhook.kube.client import load_api_client
 
-            if self.settings.kubeconfig is not None:
-                api_client = config.new_client_from_config(config_file=str(self.settings.kubeconfig))
-            else:
-                configuration = client.Configuration()
-                config.load_incluster_config(client_configuration=configuration)
-                api_client = client.ApiClient(configuration)
-            self._api = api_client
+            self._api = load_api_client(self.settings)
         return self._api
 
     def _review(self, token: str, verb: str) -> tuple[Principal | None, bool]:
