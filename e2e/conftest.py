@@ -18,8 +18,10 @@ import asyncio
 import concurrent.futures
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -192,29 +194,34 @@ class GateUnderTest:
 
 
 @pytest.fixture(scope="session")
-def gate_stores(tmp_path_factory: pytest.TempPathFactory):
+def gate_stores():
     """``(postgres_dsn, redis_url)`` for the gate: a new database on the test PostgreSQL, a Redis."""
     from webhook.store.embedded import provide_postgres, provide_redis
 
-    base = tmp_path_factory.mktemp("gate-stores")
+    # Outside pytest's basetemp: every pytest session resets that tree to 0700, which locks out
+    # the unprivileged PostgreSQL user of an embedded server a concurrent session is running.
+    base = Path(tempfile.mkdtemp(prefix="safety-gate-e2e-stores-"))
     dsn = os.environ.get("TEST_POSTGRES_DSN") or None
     url = os.environ.get("TEST_REDIS_URL") or None
-    with provide_postgres(dsn=dsn, data_dir=None if dsn else base / "postgres") as pg, \
-            provide_redis(url=url, data_dir=None if url else base / "redis") as redis:
-        import asyncpg
+    try:
+        with provide_postgres(dsn=dsn, data_dir=None if dsn else base / "postgres") as pg, \
+                provide_redis(url=url, data_dir=None if url else base / "redis") as redis:
+            import asyncpg
 
-        name = f"sg_e2e_{uuid.uuid4().hex[:12]}"
+            name = f"sg_e2e_{uuid.uuid4().hex[:12]}"
 
-        async def create() -> None:
-            conn = await asyncpg.connect(pg.dsn)
-            try:
-                await conn.execute(f'CREATE DATABASE "{name}"')
-            finally:
-                await conn.close()
+            async def create() -> None:
+                conn = await asyncpg.connect(pg.dsn)
+                try:
+                    await conn.execute(f'CREATE DATABASE "{name}"')
+                finally:
+                    await conn.close()
 
-        _run_async(create)
-        root, _, _ = pg.dsn.rpartition("/")
-        yield f"{root}/{name}", redis.url
+            _run_async(create)
+            root, _, _ = pg.dsn.rpartition("/")
+            yield f"{root}/{name}", redis.url
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 class ChartGate(GateUnderTest):
