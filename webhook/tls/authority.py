@@ -50,6 +50,14 @@ class KeyPair:
             raise TypeError(f"unsupported key type {type(key).__name__}")
         return key
 
+    def matches(self) -> bool:
+        """Whether the key belongs to the certificate (a half-written or mixed-up pair does not)."""
+        spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        try:
+            return self.certificate.public_key().public_bytes(*spki) == self.private_key.public_key().public_bytes(*spki)
+        except (ValueError, TypeError):
+            return False
+
 
 def _new_key(algorithm: KeyAlgorithm) -> PrivateKey:
     if algorithm == "ecdsa-p256":

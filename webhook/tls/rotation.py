@@ -123,13 +123,6 @@ def _pem(cert_pem: bytes) -> bytes:
     return load_certificates(cert_pem)[0].public_bytes(serialization.Encoding.PEM)
 
 
-def _matches(pair: KeyPair) -> bool:
-    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    try:
-        return pair.certificate.public_key().public_bytes(*spki) == pair.private_key.public_key().public_bytes(*spki)
-    except (ValueError, TypeError):
-        return False
-
 
 def current_ca(data: Mapping[str, bytes]) -> KeyPair | None:
     """The CA in ``ca.crt``/``ca.key`` if both are there, readable and belong together."""
@@ -142,7 +135,7 @@ def current_ca(data: Mapping[str, bytes]) -> KeyPair | None:
             return None
     except (ValueError, TypeError, x509.ExtensionNotFound):
         return None
-    return pair if _matches(pair) else None
+    return pair if pair.matches() else None
 
 
 def ca_bundle(data: Mapping[str, bytes]) -> bytes:
@@ -161,7 +154,7 @@ def serving_problem(data: Mapping[str, bytes], *, ca: KeyPair, hosts: Sequence[s
     if not cert_pem or not key_pem:
         return "serving certificate missing"
     try:
-        if not _matches(KeyPair(cert_pem=cert_pem, key_pem=key_pem)):
+        if not KeyPair(cert_pem=cert_pem, key_pem=key_pem).matches():
             return "serving key does not match the certificate"
         if not issued_by(cert_pem, ca.cert_pem):
             return "serving certificate not issued by the current CA"

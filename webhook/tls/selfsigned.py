@@ -59,14 +59,6 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def _matches(pair: KeyPair) -> bool:
-    """Whether the key belongs to the certificate."""
-    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    try:
-        return pair.certificate.public_key().public_bytes(*spki) == pair.private_key.public_key().public_bytes(*spki)
-    except (ValueError, TypeError):
-        return False
-
 
 def _current_ca(directory: Path) -> tuple[KeyPair | None, bytes]:
     """The signing CA (first certificate of ca.crt with ca.key) and the whole bundle."""
@@ -76,7 +68,7 @@ def _current_ca(directory: Path) -> tuple[KeyPair | None, bytes]:
     try:
         first = load_certificates(cert_pem)[0].public_bytes(serialization.Encoding.PEM)
         pair = KeyPair(cert_pem=first, key_pem=key_pem)
-        return (pair if _matches(pair) else None), cert_pem
+        return (pair if pair.matches() else None), cert_pem
     except ValueError:
         return None, b""
 
@@ -137,7 +129,7 @@ def ensure_serving_pair(
         reasons.append("missing")
     else:
         try:
-            if not _matches(KeyPair(cert_pem=cert_pem, key_pem=key_pem)):
+            if not KeyPair(cert_pem=cert_pem, key_pem=key_pem).matches():
                 reasons.append("key does not match")
             if needs_renewal(cert_pem, now=now, renew_before=renew_before):
                 reasons.append("expiring")
