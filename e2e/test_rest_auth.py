@@ -32,7 +32,7 @@ def token_for(cluster: ControlPlane, namespace: str, name: str) -> str:
 def test_tokens_are_reviewed_by_the_api_server_and_rbac_decides(cluster: ControlPlane, gate, namespace: str):
     reader, stranger = token_for(cluster, namespace, "reader"), token_for(cluster, namespace, "stranger")
     cluster.kubectl("apply", "-f", "-", input=ROLE.replace("NAMESPACE", namespace), check=True)
-    with httpx.Client(base_url=gate.process.url, verify=str(gate.process.ca_file), timeout=15) as client:
+    with gate.process.new_client(timeout=15) as client:
         def get(token: str | None) -> httpx.Response:
             headers = {"authorization": f"Bearer {token}"} if token else {}
             return client.get("/api/v1/history", params={"namespace": namespace}, headers=headers)

@@ -6,6 +6,7 @@ import os
 import pathlib
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -71,8 +72,13 @@ class GateProcess:
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(base_url=self.url, verify=str(self.ca_file), timeout=10)
+            self._client = self.new_client()
         return self._client
+
+    def new_client(self, *, timeout: float = 10, **kwargs: Any) -> httpx.Client:
+        """An HTTPS client that trusts only this gate's CA (one per thread when testing concurrency)."""
+        return httpx.Client(base_url=self.url, verify=ssl.create_default_context(cafile=str(self.ca_file)),
+                            timeout=timeout, **kwargs)
 
     def post(self, body: Any) -> httpx.Response:
         if isinstance(body, (bytes, str)):

@@ -34,7 +34,7 @@ def start_gate(gate_factory, tmp_path: pathlib.Path, **kwargs: Any) -> GateProce
 
 def client(gate: GateProcess, token: str | None = TOKEN) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=gate.url, verify=str(gate.ca_file), timeout=30, headers=headers)
+    return gate.new_client(timeout=30, headers=headers)
 
 
 def assessment(score: float, **extra: Any) -> dict[str, Any]:

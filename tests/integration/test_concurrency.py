@@ -64,9 +64,8 @@ def test_two_replicas_decide_like_one_serial_gate(gate_factory, fresh_database, 
 
 
 def post_fresh(gate, body):
-    import httpx
 
-    with httpx.Client(base_url=gate.url, verify=str(gate.ca_file), timeout=20) as client:
+    with gate.new_client(timeout=20) as client:
         reply = client.post("/validate", json=body)
     assert reply.status_code == 200, reply.text
     return reply.json()["response"]
