@@ -5,18 +5,29 @@ key is warmed from it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import json
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
 from webhook.actions.model import ActionEvent
 
+_ACQUIRE = """
+for _, key in ipairs(KEYS) do
+  if redis.call('exists', key) == 1 then return 0 end
+end
+for _, key in ipairs(KEYS) do
+  redis.call('set', key, ARGV[1], 'PX', ARGV[2])
+end
+return 1
+"""
 _RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
+for _, key in ipairs(KEYS) do
+  if redis.call('get', key) == ARGV[1] then redis.call('del', key) end
+end
+return 1
 """
 
 
@@ -35,6 +46,7 @@ class RedisCache:
         self.client = client
         self.prefix = f"sg:{cluster_id}"
         self.horizon = horizon
+        self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
 
     @classmethod
@@ -91,33 +103,27 @@ class RedisCache:
     async def invalidate(self, kind: str, name: str) -> None:
         await self.client.delete(self._events_key(kind, name) + ":warm")
 
-    async def acquire_lock(self, name: str, *, ttl: float = 5.0, wait: float = 2.5) -> str:
-        """Take a short exclusive lock shared by every replica; returns the token to release it with.
+    async def acquire_lock(self, *names: str, ttl: float = 5.0, wait: float = 2.5) -> str:
+        """Take short exclusive locks shared by every replica, all at once or none; returns the token.
 
-        The TTL bounds how long a crashed holder can block others; ``LockTimeout`` after ``wait``.
+        All-or-none in one script means two requests that need overlapping locks can never each
+        hold a part and wait for the other. The TTL bounds how long a crashed holder blocks
+        others; ``LockTimeout`` after ``wait``.
         """
-        key = f"{self.prefix}:lock:{name}"
+        keys = [f"{self.prefix}:lock:{name}" for name in names]
         token = secrets.token_hex(8)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         delay = 0.002
-        while not await self.client.set(key, token, nx=True, px=int(ttl * 1000)):
+        while not await self._acquire(keys=keys, args=[token, int(ttl * 1000)]):
             if loop.time() >= deadline:
-                raise LockTimeout(f"lock {name} busy for {wait}s")
+                raise LockTimeout(f"lock {', '.join(names)} busy for {wait}s")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
         return token
 
-    async def release_lock(self, name: str, token: str) -> None:
-        await self._release(keys=[f"{self.prefix}:lock:{name}"], args=[token])
-
-    @contextlib.asynccontextmanager
-    async def lock(self, name: str, *, ttl: float = 5.0, wait: float = 2.5) -> AsyncIterator[None]:
-        token = await self.acquire_lock(name, ttl=ttl, wait=wait)
-        try:
-            yield
-        finally:
-            await self.release_lock(name, token)
+    async def release_lock(self, *names: str, token: str) -> None:
+        await self._release(keys=[f"{self.prefix}:lock:{name}" for name in names], args=[token])
 
 
 class RestrictionMirror:

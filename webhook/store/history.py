@@ -59,6 +59,9 @@ class HistoryStore:
         self.postgres_up = True
         self.redis_up = cache is not None
         self._redis_suspect = False
+        # Whether decisions may still wait in the outbox (this replica's or another's): refreshed by
+        # every upkeep check, set at once when this replica pushes, so the hot path never asks Redis.
+        self.outbox_pending = False
 
     # --- health -------------------------------------------------------------------------------
 
@@ -122,7 +125,14 @@ class HistoryStore:
         return landed
 
     async def outbox_depth(self) -> int:
-        return await self.outbox.depth() if self.outbox is not None else 0
+        if self.outbox is None:
+            return 0
+        try:
+            depth = await self.outbox.depth()
+        except CACHE_ERRORS:
+            return 0
+        self.outbox_pending = depth > 0
+        return depth
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -172,18 +182,12 @@ class HistoryStore:
     async def _with_pending(self, events: list[ActionEvent], *, since: datetime.datetime,
                             keep: Callable[[ActionEvent], bool]) -> list[ActionEvent]:
         """Add admitted actions that wait in the outbox: history the database has not seen yet."""
-        if self.outbox is None or (self.postgres_up and not await self._outbox_nonempty()):
+        if self.outbox is None or (self.postgres_up and not self.outbox_pending):
             return events
         known = {event.uid for event in events}
         pending = [e.event for e in await self.outbox.pending()
                    if e.record and e.event.uid not in known and e.event.at > since and keep(e.event)]
         return sorted([*events, *pending], key=lambda event: event.at) if pending else events
-
-    async def _outbox_nonempty(self) -> bool:
-        try:
-            return await self.outbox.depth() > 0 if self.outbox is not None else False
-        except CACHE_ERRORS:
-            return True
 
     async def restrictions(self, *, scopes: Sequence[str], actor: str | None,
                            now: datetime.datetime) -> list[Restriction]:
@@ -235,6 +239,7 @@ class HistoryStore:
             if self.outbox is None:
                 raise
             where = await self.outbox.push(effects, redis_ok=self.redis_up)
+            self.outbox_pending = True
         except asyncpg.PostgresError:
             # The database refused the data itself (not an outage): retrying would fail forever.
             # The answer already given stands; the bundle is logged whole so nothing is silently lost.
@@ -271,44 +276,40 @@ class HistoryStore:
 
     @contextlib.asynccontextmanager
     async def serialized(self, names: Sequence[str]) -> AsyncIterator[None]:
-        """Hold every named lock, in the given order, across replicas."""
-        async with contextlib.AsyncExitStack() as stack:
-            for name in names:
-                await stack.enter_async_context(self._lock(name))
-            yield
-
-    @contextlib.asynccontextmanager
-    async def _lock(self, name: str) -> AsyncIterator[None]:
-        release = await self._acquire(name)
+        """Hold every named lock across replicas: Redis locks taken all at once, else PostgreSQL
+        advisory locks in the given order, else none (the decision then fails open or closed)."""
+        releases = await self._acquire(names) if names else []
         try:
             yield
         finally:
-            if release is not None:
+            for release in reversed(releases):
                 try:
                     await release()
                 except (*CACHE_ERRORS, *POSTGRES_ERRORS) as exc:
-                    logger.warning("could not release lock %s (it expires by itself): %s", name, exc)
+                    logger.warning("could not release a lock (it expires by itself): %s", exc)
 
-    async def _acquire(self, name: str) -> Callable[[], Awaitable[None]] | None:
-        """Redis lock, else a PostgreSQL advisory lock, else none (the decision then fails open or closed)."""
+    async def _acquire(self, names: Sequence[str]) -> list[Callable[[], Awaitable[None]]]:
         if self.cache is not None and self.redis_up:
             cache = self.cache
             try:
-                token = await cache.acquire_lock(name)
-                return lambda: cache.release_lock(name, token)
+                token = await cache.acquire_lock(*names)
+                return [lambda: cache.release_lock(*names, token=token)]
             except LockTimeout:
-                logger.warning("lock %s busy too long; deciding without it", name)
-                return None
+                logger.warning("locks %s busy too long; deciding without them", ", ".join(names))
+                return []
             except CACHE_ERRORS as exc:
                 self._redis_failed(exc)
-        if self.postgres_up:
+        releases: list[Callable[[], Awaitable[None]]] = []
+        for name in names:
+            if not self.postgres_up:
+                break
             try:
-                return await self._advisory_lock(name)
+                releases.append(await self._advisory_lock(name))
             except LockTimeout:
                 logger.warning("advisory lock %s busy too long; deciding without it", name)
             except POSTGRES_ERRORS as exc:
                 self._postgres_failed(exc)
-        return None
+        return releases
 
     async def _advisory_lock(self, name: str, *, wait: float = 2.5) -> Callable[[], Awaitable[None]]:
         key = zlib.crc32(f"{self.postgres.cluster_id}:{name}".encode()) - 2**31
