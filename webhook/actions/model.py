@@ -13,6 +13,11 @@ import enum
 from typing import Any
 
 
+def rfc3339(moment: datetime.datetime) -> str:
+    """The one time format people and Kubernetes read: UTC, whole seconds, ``Z``."""
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class ActorClass(str, enum.Enum):
     """How a requester is treated (DESIGN §3)."""
 
@@ -132,6 +137,11 @@ class ActionEvent:
         if moved:
             return ", ".join(moved)
         return self.action_type
+
+    def evidence(self) -> dict[str, Any]:
+        """This event as one line of an alert's evidence (the OscillationAlert CRD's field names)."""
+        return {"timestamp": rfc3339(self.at), "actionType": self.action_type, "actor": self.actor,
+                "summary": self.summary(), "requestUid": self.uid}
 
     def to_json(self) -> dict[str, Any]:
         return {

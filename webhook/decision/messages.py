@@ -5,14 +5,10 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 
-from webhook.actions.model import TargetRef
+from webhook.actions.model import TargetRef, rfc3339
 from webhook.detection.situation import Finding
 
 PREFIX = "safety-gate:"
-
-
-def rfc3339(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def seconds_left(until: datetime.datetime, now: datetime.datetime) -> int:

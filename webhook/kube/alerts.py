@@ -28,6 +28,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from webhook.actions.model import rfc3339
 from webhook.decision.decide import AlertUpdate, Decision, Outcome, Phase
 from webhook.kube.client import ALERT_KIND, ALERTS, API_VERSION, GROUP, VERSION, Backoff, KubeClient, is_status
 from webhook.metrics import ALERT_WRITER_FAILURES
@@ -44,10 +45,6 @@ MAX_CONFLICTS = 8
 
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
-
-
-def rfc3339(at: datetime.datetime) -> str:
-    return at.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: Any) -> datetime.datetime | None:
@@ -94,7 +91,7 @@ def work_for(decision: Decision, *, cluster_id: str) -> AlertWork | None:
             spec=alert_spec(alert, cluster_id=cluster_id),
             phase=Phase.APPROVED if used_by else alert.phase,
             new_occurrence=alert.new_occurrence, denied=alert.denied, cooldown_until=alert.cooldown_until,
-            evidence=tuple(evidence_item(e) for e in alert.evidence), message=alert.summary,
+            evidence=tuple(e.evidence() for e in alert.evidence), message=alert.summary,
             approval_used_by=used_by,
         )
     refused_by = decision.refused_by
@@ -103,11 +100,6 @@ def work_for(decision: Decision, *, cluster_id: str) -> AlertWork | None:
         return AlertWork(namespace=namespace, name=name, at=decision.event.at, spec=None, denied=True,
                          message=decision.message)
     return None
-
-
-def evidence_item(event: Any) -> dict[str, Any]:
-    return {"timestamp": rfc3339(event.at), "actionType": event.action_type, "actor": event.actor,
-            "summary": event.summary(), "requestUid": event.uid}
 
 
 def alert_spec(alert: AlertUpdate, *, cluster_id: str) -> dict[str, Any]:

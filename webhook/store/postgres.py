@@ -219,11 +219,7 @@ class PostgresStore:
 
     async def _upsert_detection(self, connection: asyncpg.Connection, update: AlertUpdate, *,
                                 now: datetime.datetime) -> None:
-        evidence = [
-            {"timestamp": e.at.isoformat(), "actionType": e.action_type, "actor": e.actor,
-             "summary": e.summary(), "requestUid": e.uid}
-            for e in update.evidence
-        ]
+        evidence = [event.evidence() for event in update.evidence]
         target = update.target
         await connection.execute(
             """
