@@ -152,3 +152,21 @@ def test_responses_have_the_admission_shape():
     assert denied["response"]["allowed"] is False and denied["response"]["status"]["code"] == 429
     allowed = judge(scale(3, 4), history=[]).response()
     assert allowed["response"] == {"uid": allowed["response"]["uid"], "allowed": True}
+
+
+def test_an_image_seen_before_on_the_target_is_a_rollback():
+    from webhook.actions.model import ImageChange
+    from webhook.decision import prepare
+
+    upgrade = scale(3, 3).replace(action_type="update_deployment", image_changes=(
+        ImageChange(container="app", before="cart:1.0", after="cart:2.0"),))
+    proposal = Proposal(event=scale(3, 3).replace(action_type="update_deployment"), username=AGENT, groups=(),
+                        dry_run=False, labels=None, image_candidates=("cart:1.0",))
+    assert prepare(proposal, rules=RULES, history=[upgrade]).action_type == "rollback_deployment"
+    assert prepare(proposal, rules=RULES, history=[]).action_type == "update_deployment"
+    fresh = Proposal(event=proposal.event, username=AGENT, groups=(), dry_run=False, labels=None,
+                     image_candidates=("cart:3.0",))
+    assert prepare(fresh, rules=RULES, history=[upgrade]).action_type == "update_deployment"
+    sts = Proposal(event=proposal.event.replace(action_type="update_statefulset"), username=AGENT, groups=(),
+                   dry_run=False, labels=None, image_candidates=("cart:1.0",))
+    assert prepare(sts, rules=RULES, history=[upgrade]).action_type == "rollback_statefulset"
