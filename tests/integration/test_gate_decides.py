@@ -11,7 +11,7 @@ import pytest
 
 from tests import reviews
 from tests.gateproc import GateProcess
-from tests.sql import scalar
+from tests.sql import fetch, scalar
 
 UNTIL = re.compile(r"cooling period until (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) \((\d+)s left\)")
 
@@ -170,3 +170,14 @@ def test_oversized_body_is_a_400(gate):
     reply = gate.post(body)
     assert reply.status_code == 400
     assert "over the limit" in reply.json()["error"]
+
+
+def test_image_changes_are_updates_then_a_return_is_a_rollback(gate, fresh_database):
+    v1, v2 = reviews.deployment(image="cart:1.0"), reviews.deployment(image="cart:2.0")
+    restarted = reviews.deployment(image="cart:1.0", restarted_at="2026-11-21T21:00:00Z")
+    gate.decide(reviews.workload_update(v1, v2))
+    gate.decide(reviews.workload_update(v2, v1))
+    gate.decide(reviews.workload_update(v1, restarted))
+    rows = fetch(fresh_database, "SELECT action_type FROM resource_action_traces ORDER BY action_timestamp")
+    assert [row["action_type"] for row in rows] == ["update_deployment", "rollback_deployment",
+                                                     "restart_deployment"]
