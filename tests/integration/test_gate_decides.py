@@ -181,3 +181,17 @@ def test_image_changes_are_updates_then_a_return_is_a_rollback(gate, fresh_datab
     rows = fetch(fresh_database, "SELECT action_type FROM resource_action_traces ORDER BY action_timestamp")
     assert [row["action_type"] for row in rows] == ["update_deployment", "rollback_deployment",
                                                      "restart_deployment"]
+
+
+def test_one_agent_touching_five_workloads_is_blocked_in_that_namespace(gate):
+    answers = [gate.decide(reviews.scale(name=f"svc-{i}", before=1, after=2)) for i in range(5)]
+    assert [a["allowed"] for a in answers] == [True, True, True, True, False]
+    assert answers[4]["status"]["code"] == 403
+    assert "cascading-failure in namespace shop" in answers[4]["status"]["message"]
+    # The block covers every action of that agent in the namespace, on any workload, for 60m...
+    restart = gate.decide(reviews.pipelinerun(target="shop/Deployment/svc-0", action_type="restart_pod"))
+    assert restart["allowed"] is False and "blocked until" in restart["status"]["message"]
+    # ...but not other namespaces, nor other agents.
+    assert gate.decide(reviews.scale(name="svc-0", namespace="payments", before=1, after=2))["allowed"]
+    other = "system:serviceaccount:remediation:another-agent"
+    assert gate.decide(reviews.scale(name="svc-9", before=1, after=2, user=other))["allowed"]
