@@ -30,7 +30,8 @@ from rich.table import Table
 from rich.text import Text
 
 from webhook.admission.review import BadReview, parse_review
-from webhook.cli import common, engine, verdicts
+from webhook.cli import common, engine
+from webhook.engine import report
 from webhook.server.runtime import Runtime
 from webhook.settings import Settings
 
@@ -125,7 +126,7 @@ async def _one(runtime: Runtime, entry: Any, *, record: bool) -> dict[str, Any]:
     except Exception as exc:  # a store failed mid-replay: say so for this entry and carry on
         return {"uid": review.request.uid, "allowed": None, "code": None, "message": f"error: {exc}",
                 "warnings": [], "gated": True, "outcome": "error", "pattern": None}
-    return verdicts.summary(result)
+    return report.summary(result)
 
 
 def _title(source: str, *, record: bool, fresh: bool) -> str:

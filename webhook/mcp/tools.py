@@ -17,7 +17,7 @@ from typing import Any
 from webhook.actions.model import ActionEvent, ActorClass, TargetRef
 from webhook.admission.extract import canonical_kind
 from webhook.admission.review import AdmissionRequest
-from webhook.cli import verdicts
+from webhook.engine import report
 from webhook.engine.gate import utcnow
 from webhook.mcp import analysis, queries
 from webhook.policy.durations import DurationError, parse_duration
@@ -78,7 +78,7 @@ def effectiveness_summary(events: Sequence[ActionEvent]) -> dict[str, Any]:
 
 
 def _occurrence_json(pattern: PatternType, occurrence: analysis.Occurrence) -> dict[str, Any]:
-    return {**verdicts.finding_json(occurrence.finding), "completed_at": occurrence.completed_by.at.isoformat(),
+    return {**report.finding_json(occurrence.finding), "completed_at": occurrence.completed_by.at.isoformat(),
             "completed_by": occurrence.completed_by.uid, "times_completed": occurrence.times}
 
 
@@ -330,7 +330,7 @@ async def validate_action_safety(runtime: Runtime, *, namespace: str, resource_n
                                       current_state=current_state or {}, actor=who, target_replicas=target_replicas)
     assert runtime.gate is not None
     result = await runtime.gate.review(request, record=False)
-    body = verdicts.summary(result)
+    body = report.summary(result)
     body.update(safe=bool(body["allowed"]) and not body["warnings"], request_kind=shape, recorded=False,
                 resource=_resource(target))
     notes = ["nothing was recorded: this is the answer a dry-run admission request gets now"]
