@@ -4,6 +4,7 @@ with a TokenReview, and what it may do with a SubjectAccessReview against Kubern
 from __future__ import annotations
 
 import httpx
+import pytest
 from cluster import ControlPlane
 
 ROLE = """
@@ -29,6 +30,7 @@ def token_for(cluster: ControlPlane, namespace: str, name: str) -> str:
     return cluster.kubectl("create", "token", name, namespace=namespace, check=True).stdout.strip()
 
 
+@pytest.mark.local_gate
 def test_tokens_are_reviewed_by_the_api_server_and_rbac_decides(cluster: ControlPlane, gate, namespace: str):
     reader, stranger = token_for(cluster, namespace, "reader"), token_for(cluster, namespace, "stranger")
     cluster.kubectl("apply", "-f", "-", input=ROLE.replace("NAMESPACE", namespace), check=True)
@@ -49,3 +51,10 @@ def test_tokens_are_reviewed_by_the_api_server_and_rbac_decides(cluster: Control
         write = client.post("/api/v1/actions/1/effectiveness", headers={"authorization": f"Bearer {reader}"},
                             json={"score": 0.9, "method": "manual"})
         assert write.status_code == 403
+
+
+@pytest.mark.local_gate
+def test_readiness_includes_the_cluster_policies(gate):
+    with gate.process.new_client() as client:
+        body = client.get("/readyz").json()
+    assert body["ready"] is True and body["policies"] == "synced"

@@ -50,7 +50,8 @@ class GateProcess:
     def ca_file(self) -> pathlib.Path:
         return self.data_dir / "tls" / "ca.crt"
 
-    def start(self, *, timeout: float = 90.0) -> GateProcess:
+    def start(self, *, timeout: float = 90.0, probe: str = "/readyz") -> GateProcess:
+        """Start and wait until ``probe`` answers 200 (``/healthz`` for a gate expected not to be ready)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
@@ -61,7 +62,7 @@ class GateProcess:
                 raise RuntimeError(f"safety-gate exited with {self.process.returncode}:\n{self.log()}")
             if self.ca_file.exists():
                 try:
-                    if self.client.get("/readyz", timeout=2).status_code == 200:
+                    if self.client.get(probe, timeout=2).status_code == 200:
                         return self
                 except httpx.HTTPError:
                     pass

@@ -195,3 +195,32 @@ def test_one_agent_touching_five_workloads_is_blocked_in_that_namespace(gate):
     assert gate.decide(reviews.scale(name="svc-0", namespace="payments", before=1, after=2))["allowed"]
     other = "system:serviceaccount:remediation:another-agent"
     assert gate.decide(reviews.scale(name="svc-9", before=1, after=2, user=other))["allowed"]
+
+
+def test_readiness_reports_stores_and_policies(gate):
+    assert gate.client.get("/readyz").json() == {
+        "ready": True, "degraded": False, "stores": {"postgres": "up", "redis": "up"}, "policies": "synced"}
+
+
+def test_with_an_unreachable_cluster_the_gate_is_not_ready_until_it_has_the_policies(
+        tmp_path, fresh_database, fresh_redis_url):
+    from tests.gateproc import free_port
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(f"""
+apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:{free_port()}", insecure-skip-tls-verify: true}}}}]
+users: [{{name: u, user: {{token: t}}}}]
+contexts: [{{name: c, context: {{cluster: c, user: u}}}}]
+current-context: c
+""")
+    gate = GateProcess(data_dir=tmp_path / "gate", postgres_dsn=fresh_database, redis_url=fresh_redis_url,
+                       extra_args=["--kubeconfig", str(kubeconfig)])
+    try:
+        gate.start(probe="/healthz")
+        answer = gate.client.get("/readyz")
+        assert answer.status_code == 503
+        assert answer.json()["policies"] == "pending" and answer.json()["stores"]["postgres"] == "up"
+    finally:
+        gate.stop()

@@ -12,17 +12,25 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the gate can decide from history: PostgreSQL, or at least the Redis cache.
+    """Ready when the gate can decide: history from PostgreSQL (or at least the Redis cache), and
+    with a cluster, its OscillationPatterns listed once.
 
     With both down the gate still answers (fail-open or fail-closed), but it is not deciding,
     so it reports not ready and the body says which store is missing.
     """
-    status = request.app.state.runtime.store_status()
-    ready = any(status.values())
+    runtime = request.app.state.runtime
+    status = runtime.store_status()
+    can_decide = any(status.values())
+    # With a cluster, the OscillationPatterns there are part of the policy: deciding before the first
+    # list would apply the file and defaults alone. The API server is the one calling, so waiting
+    # for it to answer the list costs nothing in practice.
+    policies_synced = runtime.policies_synced()
+    ready = can_decide and policies_synced
     body = {
         "ready": ready,
-        "degraded": ready and not all(status.values()),
+        "degraded": can_decide and not all(status.values()),
         "stores": {name: "up" if up else "down" for name, up in status.items()},
+        "policies": "synced" if policies_synced else "pending",
     }
     return JSONResponse(body, status_code=200 if ready else 503)
 

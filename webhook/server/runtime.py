@@ -157,6 +157,10 @@ class Runtime:
         if self.postgres is not None:
             await self.postgres.pool.close()
 
+    def policies_synced(self) -> bool:
+        """Without a cluster there is nothing to wait for; with one, the first list of policies."""
+        return self.kube is None or self.kube.policies.synced
+
     def store_status(self) -> dict[str, bool]:
         if self.history is None:
             return {"postgres": False}
