@@ -112,3 +112,17 @@ def test_nul_characters_in_free_text_are_dropped():
     body = reviews.pipelinerun(alert="Kube\x00Pod", target="shop/Deployment/ca\x00rt", action_type="re\x00start")
     event = proposal_of(body).event
     assert (event.alert_name, event.target.name, event.action_type) == ("KubePod", "cart", "restart")
+
+
+def test_a_dry_run_flag_of_the_wrong_type_is_a_bad_review():
+    import json
+
+    from webhook.admission.review import BadReview, parse_review
+
+    body = reviews.scale(before=1, after=2)
+    body["request"]["dryRun"] = "yes"
+    with pytest.raises(BadReview) as error:
+        parse_review(json.dumps(body).encode())
+    assert error.value.field == "request.dryRun"
+    body["request"]["dryRun"] = None  # omitted by some API server versions: not a dry run
+    assert parse_review(json.dumps(body).encode()).request.dryRun is False

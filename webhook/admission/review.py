@@ -61,7 +61,7 @@ class AdmissionRequest(_Lenient):
     userInfo: UserInfo = UserInfo()
     object: dict[str, Any] | None = None
     oldObject: dict[str, Any] | None = None
-    dryRun: bool = False
+    dryRun: pydantic.StrictBool = False  # "yes" or 1 is a malformed review, not a dry run
 
     @pydantic.field_validator("dryRun", mode="before")
     @classmethod
