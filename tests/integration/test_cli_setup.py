@@ -37,3 +37,14 @@ def test_certs_writes_a_chain_for_localhost(tmp_path):
     assert (tmp_path / "tls.key").stat().st_mode & 0o077 == 0
     context = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
     context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")  # the key matches the certificate
+
+
+def test_serve_refuses_a_bad_policy_file_before_starting(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("kind: OscillationPattern\nmetadata: {name: typo}\n"
+                      "spec: {patternDefinition: {patternType: scale-oscilation}}\n")
+    result = run("serve", "--policy", str(policy), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 2
+    message = " ".join(result.stdout.split() + result.stderr.split())
+    assert "OscillationPattern typo: spec.patternDefinition.patternType" in message
+    assert not (tmp_path / "data" / "postgres").exists()  # nothing was started
