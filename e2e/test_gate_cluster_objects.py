@@ -39,6 +39,21 @@ def wait_alert(cluster: ControlPlane, namespace: str, name: str, predicate, desc
     return wait_for(ready, timeout=timeout, interval=0.2, description=description)
 
 
+def scale_policy(name: str, *, namespace: str, cooldown: str, enforcement: str = "enforce") -> dict:
+    """A scale-oscillation OscillationPattern scoped to one namespace."""
+    return {
+        "apiVersion": "ai.prometheus-alerts-slm.io/v1", "kind": "OscillationPattern",
+        "metadata": {"name": name},
+        "spec": {
+            "patternDefinition": {"patternType": "scale-oscillation",
+                                  "detectionCriteria": {"minOccurrences": 3, "timeWindow": "2h",
+                                                        "thresholds": {"directionChanges": 2}}},
+            "resourceScope": {"namespaces": [namespace]},
+            "preventionStrategy": {"strategy": "cooling-period", "parameters": {"cooldownPeriod": cooldown}},
+            "enforcementAction": enforcement,
+        },
+    }
+
 def test_repeated_pipelineruns_escalate_and_an_approval_admits_exactly_one(cluster: ControlPlane, gate,
                                                                            namespace: str):
     agent = agent_of(cluster, namespace)
@@ -104,18 +119,7 @@ def test_an_oscillationpattern_applied_with_kubectl_changes_the_next_decision(cl
     assert refused.returncode != 0 and "scale-oscillation" in refused.stderr
 
     name = f"warn-{namespace}"[:63]
-    policy = {
-        "apiVersion": "ai.prometheus-alerts-slm.io/v1", "kind": "OscillationPattern",
-        "metadata": {"name": name},
-        "spec": {
-            "patternDefinition": {"patternType": "scale-oscillation",
-                                  "detectionCriteria": {"minOccurrences": 3, "timeWindow": "2h",
-                                                        "thresholds": {"directionChanges": 2}}},
-            "resourceScope": {"namespaces": [namespace]},
-            "preventionStrategy": {"strategy": "cooling-period", "parameters": {"cooldownPeriod": "30m"}},
-            "enforcementAction": "warn",
-        },
-    }
+    policy = scale_policy(name, namespace=namespace, cooldown="30m", enforcement="warn")
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(policy), check=True)
     try:
         # Poll with server dry runs (they record nothing) until the gate has the new policy.
@@ -148,17 +152,7 @@ def test_an_alert_expires_when_its_cooling_period_ends(cluster: ControlPlane, ga
     agent = agent_of(cluster, namespace)
     cluster.apply(deployment("cart", namespace, replicas=1))
     name = f"short-{namespace}"[:63]
-    policy = {
-        "apiVersion": "ai.prometheus-alerts-slm.io/v1", "kind": "OscillationPattern",
-        "metadata": {"name": name},
-        "spec": {
-            "patternDefinition": {"patternType": "scale-oscillation",
-                                  "detectionCriteria": {"minOccurrences": 3, "timeWindow": "2h",
-                                                        "thresholds": {"directionChanges": 2}}},
-            "resourceScope": {"namespaces": [namespace]},
-            "preventionStrategy": {"strategy": "cooling-period", "parameters": {"cooldownPeriod": "3s"}},
-        },
-    }
+    policy = scale_policy(name, namespace=namespace, cooldown="3s")
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(policy), check=True)
     try:
         assert scale(cluster, namespace, 3, as_user=agent).returncode == 0
