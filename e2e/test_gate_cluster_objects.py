@@ -39,8 +39,9 @@ def wait_alert(cluster: ControlPlane, namespace: str, name: str, predicate, desc
     return wait_for(ready, timeout=timeout, interval=0.2, description=description)
 
 
-def scale_policy(name: str, *, namespace: str, cooldown: str, enforcement: str = "enforce") -> dict:
-    """A scale-oscillation OscillationPattern scoped to one namespace."""
+def scale_policy(name: str, *, namespace: str, cooldown: str, enforcement: str = "enforce",
+                 labels: dict[str, str] | None = None) -> dict:
+    """A scale-oscillation OscillationPattern scoped to one namespace (and, optionally, labels)."""
     return {
         "apiVersion": "ai.prometheus-alerts-slm.io/v1", "kind": "OscillationPattern",
         "metadata": {"name": name},
@@ -48,7 +49,7 @@ def scale_policy(name: str, *, namespace: str, cooldown: str, enforcement: str =
             "patternDefinition": {"patternType": "scale-oscillation",
                                   "detectionCriteria": {"minOccurrences": 3, "timeWindow": "2h",
                                                         "thresholds": {"directionChanges": 2}}},
-            "resourceScope": {"namespaces": [namespace]},
+            "resourceScope": {"namespaces": [namespace], **({"labels": labels} if labels else {})},
             "preventionStrategy": {"strategy": "cooling-period", "parameters": {"cooldownPeriod": cooldown}},
             "enforcementAction": enforcement,
         },
@@ -231,18 +232,8 @@ def test_a_label_scoped_policy_applies_to_the_scale_subresource(cluster: Control
     cluster.apply([deployment("cart", namespace, replicas=1, labels={"tier": "frontend"}),
                    deployment("db", namespace, replicas=1, labels={"tier": "data"})])
     name = f"labels-{namespace}"[:63]
-    policy = {
-        "apiVersion": "ai.prometheus-alerts-slm.io/v1", "kind": "OscillationPattern",
-        "metadata": {"name": name},
-        "spec": {
-            "patternDefinition": {"patternType": "scale-oscillation",
-                                  "detectionCriteria": {"minOccurrences": 3, "timeWindow": "2h",
-                                                        "thresholds": {"directionChanges": 2}}},
-            "resourceScope": {"namespaces": [namespace], "labels": {"tier": "frontend"}},
-            "preventionStrategy": {"strategy": "cooling-period"},
-            "enforcementAction": "warn",
-        },
-    }
+    policy = scale_policy(name, namespace=namespace, cooldown="30m", enforcement="warn",
+                          labels={"tier": "frontend"})
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(policy), check=True)
     try:
         for workload in ("cart", "db"):
