@@ -28,6 +28,15 @@ def ends_in_reversal(directions: Sequence[object]) -> bool:
     return len(directions) >= 2 and directions[-1] != directions[-2]
 
 
+def reversal_verdict(*, count: int, needed: int, length: int, min_occurrences: int) -> tuple[bool, bool]:
+    """``(triggered, near_miss)`` for a run of changes: triggered with at least ``needed``
+    reversals over at least ``min_occurrences`` changes; a near miss when one more change,
+    making one more reversal, would trigger it."""
+    triggered = count >= needed and length >= min_occurrences
+    near_miss = not triggered and count + 1 >= needed and length + 1 >= min_occurrences
+    return triggered, near_miss
+
+
 def confidence(observed: float, needed: float) -> float:
     """``observed / (2 × needed)``, capped to [0, 1].
 

@@ -113,7 +113,8 @@ def _dimension_triggers(
         if not _counting.ends_in_reversal(directions):
             continue
         count = _counting.reversals(directions)
-        triggered = count >= needed and len(sequence) >= policy.min_occurrences
+        triggered, near_miss = _counting.reversal_verdict(count=count, needed=needed, length=len(sequence),
+                                                          min_occurrences=policy.min_occurrences)
         first = changes[0]
         chain = "→".join([_quantity(first.before, first.before_text), *(_quantity(c.after, c.after_text) for c in changes)])
         label = f"{first.container} {first.resource} {first.field.removesuffix('s')}"
@@ -123,7 +124,7 @@ def _dimension_triggers(
             count=count,
             needed=needed,
             triggered=triggered,
-            near_miss=not triggered and count + 1 >= needed and len(sequence) + 1 >= policy.min_occurrences,
+            near_miss=near_miss,
             evidence=tuple(sequence),
             summary=(
                 f"{_wording.plural(count, 'direction reversal')} of {label} "
@@ -142,14 +143,15 @@ def _alternation_trigger(
         return None
     needed = _counting.required(policy, "alternations", 3)
     count = _counting.reversals(kinds)
-    triggered = count >= needed and len(sequence) >= policy.min_occurrences
+    triggered, near_miss = _counting.reversal_verdict(count=count, needed=needed, length=len(sequence),
+                                                      min_occurrences=policy.min_occurrences)
     return _Trigger(
         kind="alternation",
         key="alternation",
         count=count,
         needed=needed,
         triggered=triggered,
-        near_miss=not triggered and count + 1 >= needed and len(sequence) + 1 >= policy.min_occurrences,
+        near_miss=near_miss,
         evidence=tuple(sequence),
         summary=(
             f"{_wording.plural(count, 'alternation')} between scale and resource changes "

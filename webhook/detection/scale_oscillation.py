@@ -44,8 +44,8 @@ def detect(situation: Situation, policy: PatternPolicy) -> Finding | None:
     reversals = _counting.reversals(directions)
     needed = _counting.required(policy, "directionChanges", 2)
     occurrences = policy.min_occurrences
-    triggered = reversals >= needed and len(changes) >= occurrences
-    near_miss = not triggered and reversals + 1 >= needed and len(changes) + 1 >= occurrences
+    triggered, near_miss = _counting.reversal_verdict(count=reversals, needed=needed, length=len(changes),
+                                                      min_occurrences=occurrences)
     if not (triggered or near_miss):
         return None
 

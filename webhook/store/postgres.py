@@ -174,10 +174,6 @@ class PostgresStore:
         )
         return {row["action_type"]: row["mean"] for row in rows}
 
-    async def count_actions(self) -> int:
-        return await self.pool.fetchval(
-            "SELECT count(*) FROM resource_action_traces WHERE cluster_id = $1", self.cluster_id)
-
     # --- restrictions -------------------------------------------------------------------------
 
     async def _insert_restriction(self, connection: asyncpg.Connection, restriction: Restriction) -> None:
