@@ -51,8 +51,12 @@ class RedisCache:
 
     @classmethod
     def from_url(cls, url: str, *, cluster_id: str, horizon: datetime.timedelta) -> RedisCache:
-        client = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True)
-        return cls(client, cluster_id=cluster_id, horizon=horizon)
+        # A blocking pool: a burst of concurrent requests waits (up to a second) for a connection
+        # instead of failing with "Too many connections", which the history store would take
+        # for a Redis outage and fall back to PostgreSQL locks for every decision.
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=100, timeout=1.0, socket_timeout=1.0,
+                                                        socket_connect_timeout=1.0, decode_responses=True)
+        return cls(aioredis.Redis.from_pool(pool), cluster_id=cluster_id, horizon=horizon)
 
     async def ping(self) -> None:
         await self.client.ping()
