@@ -1,0 +1,55 @@
+"""``python -m benchmarks [load|history|apiserver|memory|all]``: run parts, print one results table."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import time
+from collections.abc import Callable
+
+from benchmarks import load
+from benchmarks.report import Row, table
+
+Part = Callable[[argparse.Namespace], list[Row]]
+
+
+def _parts() -> dict[str, Part]:
+    from benchmarks import apiserver, history
+
+    return {"load": load.run_load, "history": history.run_history, "apiserver": apiserver.run_apiserver,
+            "memory": load.run_memory}
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("parts", nargs="*", default=["all"], choices=["load", "history", "apiserver", "memory", "all"],
+                        help="which parts to run (default: all)")
+    load.add_arguments(parser)
+    from benchmarks import apiserver, history
+
+    history.add_arguments(parser)
+    apiserver.add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    parts = _parts()
+    chosen = list(parts) if "all" in args.parts else list(dict.fromkeys(args.parts))
+    rows: list[Row] = []
+    started = time.monotonic()
+    for name in chosen:
+        print(f"== {name} ({datetime.datetime.now():%H:%M:%S})", flush=True)
+        began = time.monotonic()
+        part_rows = parts[name](args)
+        took = time.monotonic() - began
+        rows.extend(part_rows)
+        rows.append(Row(name, "part took", took / 60, "min"))
+        print(table(part_rows), flush=True)
+    print(f"\nsafety-gate benchmarks — {datetime.date.today()} — {', '.join(chosen)} — "
+          f"{(time.monotonic() - started) / 60:.1f} min\n")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
