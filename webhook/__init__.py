@@ -12,6 +12,7 @@ Layering, lowest first (a module imports only from layers at or below its own):
 * ``store``         — PostgreSQL (system of record), Redis (cache, locks, outbox), migrations,
                       embedded servers; the only I/O on history.
 * ``effectiveness``, ``retention`` — assessments and aggregates; bounded history.
+* ``summaries``     — what the kubectl-visible summaries say, which targets changed, write pacing.
 * ``engine``        — the one path from a request to a remembered verdict (``Gate``).
 * ``kube``          — the Kubernetes edge: alerts, live policies, approvals, lookups, certificates.
 * ``server``, ``mcp``, ``cli`` — the process edges: HTTPS, MCP tools, the command line.

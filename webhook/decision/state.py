@@ -113,6 +113,11 @@ def alert_name(*, pattern: PatternType, target: TargetRef | None, actor: str, sc
         raw = f"{subject}-{pattern.value}" + ("-cluster" if scope == "cluster" else "")
     else:
         raw = f"{target.kind}-{target.name}-{pattern.value}"
+    return dns_name(raw)
+
+
+def dns_name(raw: str) -> str:
+    """``raw`` as a Kubernetes object name: lower case, runs of other characters as one dash."""
     name = _DNS_UNSAFE.sub("-", raw.lower()).strip("-")
     return name[:253].rstrip("-")
 

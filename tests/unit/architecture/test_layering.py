@@ -9,7 +9,7 @@ import webhook
 
 ROOT = pathlib.Path(webhook.__file__).parent
 ORDER = ["actions", "policy", "admission", "detection", "decision", "metrics", "tls", "settings", "store",
-         "effectiveness", "retention", "engine", "kube", "server", "mcp", "cli"]
+         "effectiveness", "retention", "summaries", "engine", "kube", "server", "mcp", "cli"]
 PEERS = {frozenset({"effectiveness", "retention"})}  # one level: they may use each other
 
 
