@@ -34,3 +34,8 @@ OUTBOX_DEPTH = Gauge(
     "safety_gate_outbox_depth", "Admitted actions waiting to be written to PostgreSQL")
 ALERT_WRITER_FAILURES = Counter(
     "safety_gate_alert_writer_failures_total", "Failed attempts to write an OscillationAlert")
+SUMMARY_WRITES = Counter(
+    "safety_gate_summary_writes_total", "Writes of ActionHistorySummary / EffectivenessMetric objects",
+    ["kind", "operation", "result"])
+SUMMARY_LAG = Gauge(
+    "safety_gate_summary_lag_seconds", "How far the summaries are behind the history (leader only)")

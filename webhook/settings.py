@@ -47,6 +47,14 @@ class Settings(pydantic_settings.BaseSettings):
     # run` still works), and the default max age for untargeted actions and whole-partition drops.
     retention_interval: float = pydantic.Field(default=3600.0, ge=0)
     retention_max_age_days: int = pydantic.Field(default=90, ge=1)
+    # kubectl-visible summaries (webhook.kube.summaries): ActionHistorySummary per target and
+    # EffectivenessMetric per namespace + cluster, written by one leader, paced by a token bucket.
+    summaries: bool = True
+    summary_interval: float = pydantic.Field(default=10.0, gt=0)          # seconds between passes
+    summary_writes_per_second: float = pydantic.Field(default=5.0, gt=0)  # sustained write rate
+    summary_burst: int = pydantic.Field(default=10, ge=1)                  # writes allowed at once
+    summary_settle_seconds: float = pydantic.Field(default=2.0, ge=0)     # changes younger than this wait
+    summary_resync_seconds: float = pydantic.Field(default=3600.0, gt=0)  # relist, delete idle summaries
     # Self-managed certificates (webhook.kube.certificates, DESIGN §8): with cert_secret and a cluster,
     # the replicas keep a CA + serving pair in this Secret of `namespace` and the caBundle of
     # `webhook_config` in step. Durations as the chart writes them ("87600h", "30m", "2d").

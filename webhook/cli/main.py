@@ -34,6 +34,9 @@ def serve(
     kubeconfig: Annotated[Optional[pathlib.Path], Opt(help="Kubeconfig of the cluster (optional).")] = None,
     cluster_id: Annotated[Optional[str], Opt(help="Cluster id stored with every row.")] = None,
     fail_closed: Annotated[Optional[bool], Opt("--fail-closed/--fail-open", help="Refuse when history is unavailable.")] = None,
+    summaries: Annotated[Optional[bool], Opt("--summaries/--no-summaries",
+                                             help="Keep ActionHistorySummary/EffectivenessMetric objects "
+                                                  "current (with a cluster).")] = None,
     log_level: Annotated[Optional[str], Opt(help="Log level.")] = None,
     api_token_file: Annotated[Optional[pathlib.Path], Opt(help="Bearer tokens for /api/v1 without a cluster: "
                                                                 "one 'token[,username]' per line.")] = None,

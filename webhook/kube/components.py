@@ -2,7 +2,8 @@
 
 ``KubeComponents.create`` returns None without a cluster (no ``--kubeconfig``, not in a
 cluster): the gate then runs with no Kubernetes code at all. ``gate_hooks()`` is what the Gate
-takes from here — the alert writer as ``on_remembered`` and the two lookups.
+takes from here — the alert writer as ``on_remembered`` and the two lookups. The summariser
+(unless ``--no-summaries``) keeps ActionHistorySummary / EffectivenessMetric objects current.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from webhook.kube.approvals import ApprovalSync
 from webhook.kube.client import KubeClient
 from webhook.kube.lookups import Lookups
 from webhook.kube.policies import PolicyWatcher
+from webhook.kube.summaries import Summariser
 from webhook.policy.provider import PolicyProvider
 from webhook.settings import Settings
 from webhook.store.postgres import PostgresStore
@@ -33,6 +35,14 @@ class KubeComponents:
         self.approvals = ApprovalSync(client, postgres=postgres)
         self.policies = PolicyWatcher(client, provider=policies)
         self.lookups = Lookups(client)
+        self.summaries: Summariser | None = None
+        if settings.summaries:
+            self.summaries = Summariser(
+                client, pool=postgres.pool, cluster_id=settings.cluster_id, gate_namespace=settings.namespace,
+                interval=settings.summary_interval, writes_per_second=settings.summary_writes_per_second,
+                burst=settings.summary_burst, settle=settings.summary_settle_seconds,
+                retention=datetime.timedelta(days=settings.retention_max_age_days),
+                resync_interval=settings.summary_resync_seconds)
 
     @classmethod
     def create(cls, settings: Settings, *, postgres: PostgresStore, policies: PolicyProvider) -> KubeComponents | None:
@@ -53,8 +63,12 @@ class KubeComponents:
         self.policies.start()
         self.approvals.start()
         self.alerts.start()
+        if self.summaries is not None:
+            self.summaries.start()
 
     async def stop(self) -> None:
+        if self.summaries is not None:
+            await self.summaries.stop()
         await self.alerts.stop()
         await self.approvals.stop()
         await self.policies.stop()
