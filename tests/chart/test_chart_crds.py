@@ -13,7 +13,10 @@ import yaml
 from chart_helpers import CHART, REPO
 
 GROUP = "ai.prometheus-alerts-slm.io"
-OUR_KINDS = {"OscillationAlert", "OscillationPattern"}
+OUR_KINDS = {"OscillationAlert", "OscillationPattern", "ActionHistorySummary", "EffectivenessMetric"}
+SUMMARY_KINDS = {"ActionHistorySummary", "EffectivenessMetric"}  # written whole by the gate: no status subresource
+CRD_FILES = ["actionhistorysummaries.yaml", "effectivenessmetrics.yaml", "oscillationalerts.yaml",
+             "oscillationpatterns.yaml"]
 
 
 def schema_of(crd) -> dict:
@@ -21,8 +24,8 @@ def schema_of(crd) -> dict:
     return version["schema"]["openAPIV3Schema"]
 
 
-def test_exactly_two_crd_files():
-    assert sorted(p.name for p in (CHART / "crds").iterdir()) == ["oscillationalerts.yaml", "oscillationpatterns.yaml"]
+def test_exactly_the_four_crd_files():
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == CRD_FILES
 
 
 def test_crds_parse_and_are_named(crds):
@@ -35,7 +38,10 @@ def test_crds_parse_and_are_named(crds):
         assert crd["metadata"]["name"] == f"{names['plural']}.{GROUP}"
         (version,) = crd["spec"]["versions"]
         assert version["name"] == "v1" and version["served"] is True and version["storage"] is True
-        assert version["subresources"] == {"status": {}}
+        if kind in SUMMARY_KINDS:
+            assert "subresources" not in version
+        else:
+            assert version["subresources"] == {"status": {}}
 
 
 def test_oscillation_alert_names(crds):
@@ -56,6 +62,16 @@ def test_oscillation_pattern_names(crds):
     assert "op" in names["shortNames"]
 
 
+def test_summary_names(crds):
+    for kind, plural, short in (("ActionHistorySummary", "actionhistorysummaries", "ahs"),
+                                ("EffectivenessMetric", "effectivenessmetrics", "em")):
+        crd = crds[kind]
+        assert crd["spec"]["scope"] == "Namespaced"
+        assert crd["spec"]["names"]["plural"] == plural
+        assert crd["spec"]["names"]["shortNames"] == [short]
+        assert crd["spec"]["names"]["categories"] == ["safety-gate"]
+
+
 def columns(crd):
     (version,) = crd["spec"]["versions"]
     return [(c["name"], c["type"], c["jsonPath"]) for c in version["additionalPrinterColumns"]]
@@ -69,6 +85,21 @@ def test_printer_columns(crds):
         ("Phase", "string", ".status.phase"),
         # a "date" column prints time-since, so a future end time would read "<invalid>"
         ("Until", "string", ".status.cooldownUntil"),
+        ("Age", "date", ".metadata.creationTimestamp"),
+    ]
+    assert columns(crds["ActionHistorySummary"]) == [
+        ("Target", "string", ".spec.target"),
+        ("Actions", "integer", ".status.totalActions"),
+        ("Last", "date", ".status.lastActionTime"),
+        ("Patterns", "string", ".status.patterns"),
+        ("Effectiveness", "number", ".status.effectiveness.overallScore"),
+        ("Age", "date", ".metadata.creationTimestamp"),
+    ]
+    assert columns(crds["EffectivenessMetric"]) == [
+        ("Scope", "string", ".spec.scope.scopeType"),
+        ("Samples", "integer", ".status.sampleSize"),
+        ("Average", "number", ".status.averageScore"),
+        ("Trend", "string", ".status.trend"),
         ("Age", "date", ".metadata.creationTimestamp"),
     ]
     assert columns(crds["OscillationPattern"]) == [
@@ -248,7 +279,7 @@ def test_pattern_enforcement_defaults_to_enforce(crds):
 SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", ".pytest_cache", ".hypothesis",
              ".safety-gate", "build", "dist", ".tox", ".mypy_cache", ".ruff_cache"}
 TEXT_SUFFIXES = {".yaml", ".yml", ".json", ".py", ".sh", ".tpl", ".txt", ".j2", ".jsonnet", ".cue"}
-ALLOWED = {CHART / "crds" / "oscillationalerts.yaml", CHART / "crds" / "oscillationpatterns.yaml"}
+ALLOWED = {CHART / "crds" / name for name in CRD_FILES}
 
 
 def repo_text_files():
@@ -288,7 +319,7 @@ def test_chart_crds_are_the_only_crd_source():
     me = Path(__file__).resolve()
     copies = sorted(str(p.relative_to(REPO)) for p in repo_text_files()
                     if p.resolve() != me and p not in ALLOWED and defines_our_crd(p))
-    assert copies == [], f"OscillationAlert/OscillationPattern CRD copies outside charts/safety-gate/crds: {copies}"
+    assert copies == [], f"safety-gate CRD copies outside charts/safety-gate/crds: {copies}"
 
 
 def test_e2e_manifests_hold_only_third_party_crds():

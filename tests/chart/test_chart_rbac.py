@@ -28,6 +28,8 @@ GATE_CLUSTER_RULES = {
     (GROUP, "oscillationalerts", ()): ["get", "list", "watch", "create", "update", "patch"],
     (GROUP, "oscillationalerts/status", ()): ["get", "update", "patch"],
     (GROUP, "oscillationpatterns", ()): ["get", "list", "watch"],
+    (GROUP, "actionhistorysummaries", ()): ["get", "list", "create", "patch", "delete"],
+    (GROUP, "effectivenessmetrics", ()): ["get", "list", "create", "patch", "delete"],
     ("apps", "deployments", ()): ["get", "list", "watch"],
     ("apps", "statefulsets", ()): ["get", "list", "watch"],
     ("autoscaling", "horizontalpodautoscalers", ()): ["get", "list", "watch"],
@@ -100,3 +102,25 @@ def test_cleanup_hook_may_only_delete_its_own_webhook(default_docs):
     assert normalize(cr["rules"]) == expand({
         ("admissionregistration.k8s.io", "validatingwebhookconfigurations", WEBHOOK_NAMES): ["get", "delete"],
     })
+
+
+def test_summaries_off_drops_their_rules_and_tells_the_gate():
+    docs = render("default.yaml", sets=["summaries.enabled=false"])
+    rules = normalize(one(docs, "ClusterRole", FULLNAME)["rules"])
+    assert not {rule for rule in rules if rule[1] in ("actionhistorysummaries", "effectivenessmetrics")}
+    assert normalize(one(docs, "ClusterRole", FULLNAME)["rules"]) == expand(
+        {key: verbs for key, verbs in GATE_CLUSTER_RULES.items()
+         if key[1] not in ("actionhistorysummaries", "effectivenessmetrics")})
+    (container,) = one(docs, "Deployment", FULLNAME)["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SAFETY_GATE_SUMMARIES"] == "false"
+    assert "SAFETY_GATE_SUMMARY_WRITES_PER_SECOND" not in env
+
+
+def test_summary_pacing_reaches_the_gate():
+    docs = render("default.yaml", sets=["summaries.writesPerSecond=2", "summaries.burst=4"])
+    (container,) = one(docs, "Deployment", FULLNAME)["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SAFETY_GATE_SUMMARIES"] == "true"
+    assert (env["SAFETY_GATE_SUMMARY_WRITES_PER_SECOND"], env["SAFETY_GATE_SUMMARY_BURST"]) == ("2", "4")
+    assert env["SAFETY_GATE_SUMMARY_INTERVAL"] == "10"
