@@ -293,7 +293,8 @@ def gate(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory, reques
     process = GateProcess(
         data_dir=tmp_path_factory.mktemp("gate"), postgres_dsn=dsn, redis_url=redis_url,
         extra_args=["--kubeconfig", str(cluster.kubeconfig), "--cluster-id", "e2e", "--log-level", "INFO"],
-        env={"SAFETY_GATE_ALERT_SWEEP_SECONDS": "1", "SAFETY_GATE_NAMESPACE": GATE_NAMESPACE},
+        env={"SAFETY_GATE_ALERT_SWEEP_SECONDS": "1", "SAFETY_GATE_NAMESPACE": GATE_NAMESPACE,
+             "SAFETY_GATE_SUMMARY_INTERVAL": "1"},
     )
     under_test = GateUnderTest(cluster=cluster, process=process, dsn=dsn)
     cluster.create_namespace(GATE_NAMESPACE)
