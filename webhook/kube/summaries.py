@@ -18,7 +18,9 @@ How it stays gentle with the API server, whatever the gate is doing:
 Delay: a change shows after ``settle`` seconds (see the repository) and at most one
 ``interval`` later, plus the writes queued before it. Summaries of targets with no action for
 ``retention`` are deleted at the next resync (on taking the lead, then every ``resync_interval``),
-and so are namespace metrics of namespaces without assessed actions in the last 30 days.
+and so are namespace metrics of namespaces without assessed actions in the last 30 days. The
+metrics are recomputed after new assessments, at most every 6 passes (60s by default): they read
+every assessed action of 30 days.
 """
 
 from __future__ import annotations
@@ -157,6 +159,9 @@ class Summariser:
         self.resync_interval = resync_interval
         self.clock = clock
         self.batch = max(1, int(writes_per_second * interval)) + burst
+        # The metrics read every assessed action of 30 days: not more often than every 6 passes.
+        self.metrics_every = 6 * interval
+        self._metrics_at: float | None = None
         self.repository = SummaryRepository(pool, cluster_id=cluster_id)
         self.scores = EffectivenessRepository(pool, cluster_id=cluster_id)
         self.lock = LeaderLock(pool, name=f"safety-gate/summaries/{cluster_id}")
@@ -192,7 +197,10 @@ class Summariser:
                 report = await self.run_pass()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a store or API failure must not end the loop
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                logger.warning("summary pass: PostgreSQL unavailable (%s); next try in %ss", exc, self.interval)
+                report = PassReport(caught_up=True)
+            except Exception:  # anything else must not end the loop either
                 logger.exception("summary pass failed; next try in %ss", self.interval)
                 report = PassReport(caught_up=True)
             # Behind (a storm, a backfill): go on at once; the token bucket sets the pace.
@@ -232,6 +240,7 @@ class Summariser:
             written.clear()
         self._resynced_at = None
         self._assessed_seen = None
+        self._metrics_at = None
 
     async def resync(self, report: PassReport) -> bool:
         """Learn what exists (and what it says), and delete summaries of targets idle past retention.
@@ -254,7 +263,7 @@ class Summariser:
         for namespace, name in sorted(set(self._written[ahs.PLURAL]) - active):
             await self._delete(ahs.KIND, ahs.PLURAL, (namespace, name), report)
         self._resynced_at = self.clock()
-        self._assessed_seen = None  # recompute the metrics: the 30-day window moved
+        self._assessed_seen = self._metrics_at = None  # recompute the metrics: the 30-day window moved
         report.resynced = True
         return True
 
@@ -291,9 +300,12 @@ class Summariser:
         await self._apply(ahs.PLURAL, ahs.target_summary(facts, cluster_id=self.cluster_id), report)
 
     async def _summarise_effectiveness(self, now: datetime.datetime, report: PassReport) -> None:
+        if self._metrics_at is not None and self.clock() - self._metrics_at < self.metrics_every:
+            return
         assessed = await self.repository.last_assessed()
         if self._assessed_seen is not None and assessed == self._assessed_seen:
             return
+        self._metrics_at = self.clock()
         actions = await self.scores.scored(since=now - em.PERIOD, until=now)
         objects = em.effectiveness_metrics(actions, gate_namespace=self.gate_namespace, cluster_id=self.cluster_id)
         for obj in objects:
