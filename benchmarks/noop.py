@@ -10,7 +10,6 @@ stores and the logging are left out. What the gate adds over this is what the ga
 from __future__ import annotations
 
 import argparse
-import asyncio
 import pathlib
 
 import uvicorn
@@ -21,7 +20,7 @@ from starlette.routing import Route
 
 from webhook.admission import responses
 from webhook.admission.review import BadReview, parse_review
-from webhook.cli.serve import ReloadingTLSConfig
+from webhook.cli.serve import ReloadingTLSConfig, run_event_loop
 from webhook.server.bodies import BodyTooLarge, read_limited
 from webhook.settings import Settings
 from webhook.tls.reloading import ReloadingServerContext
@@ -52,7 +51,7 @@ def main() -> None:
     config = ReloadingTLSConfig(create_app(), tls=tls, host="127.0.0.1", port=args.port, ssl_certfile=str(cert),
                                 ssl_keyfile=str(key), log_config=None, access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=5)
-    asyncio.run(uvicorn.Server(config).serve())
+    run_event_loop(uvicorn.Server(config).serve())
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Tekton PipelineRun CREATE whose target and intent are carried in Kubernaut's con
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime
 from collections.abc import Mapping
@@ -216,17 +215,22 @@ def _image_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Image
 
 
 def _strip_known(template: Mapping[str, Any]) -> Any:
-    """The template without what has its own action type: resources, images, restartedAt."""
-    stripped = copy.deepcopy(dict(template))
-    annotations = (stripped.get("metadata") or {}).get("annotations")
-    if isinstance(annotations, dict):
-        annotations.pop(RESTARTED_AT, None)
-    spec = stripped.get("spec") or {}
-    for key in ("initContainers", "containers"):
-        for container in spec.get(key) or []:
-            if isinstance(container, dict):
-                container.pop("resources", None)
-                container.pop("image", None)
+    """The template without what has its own action type: resources, images, restartedAt.
+
+    Copies only the dicts on the paths it removes from (not the whole template: this runs on
+    every request, and a deep copy of a full pod template was a measurable share of it)."""
+    stripped = dict(template)
+    metadata = stripped.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("annotations"), dict):
+        annotations = {k: v for k, v in metadata["annotations"].items() if k != RESTARTED_AT}
+        stripped["metadata"] = {**metadata, "annotations": annotations}
+    spec = stripped.get("spec")
+    if isinstance(spec, dict):
+        spec = stripped["spec"] = dict(spec)
+        for key in ("initContainers", "containers"):
+            if isinstance(spec.get(key), list):
+                spec[key] = [{k: v for k, v in c.items() if k not in ("resources", "image")}
+                             if isinstance(c, dict) else c for c in spec[key]]
     return stripped
 
 

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from webhook.actions.model import ActionEvent
 
@@ -26,6 +27,16 @@ return 1
 _RELEASE = """
 for _, key in ipairs(KEYS) do
   if redis.call('get', key) == ARGV[1] then redis.call('del', key) end
+end
+return 1
+"""
+
+# zadd only if warm; a cold key will be rebuilt from PostgreSQL, which already has the event.
+_APPEND = """
+if redis.call('exists', KEYS[2]) == 1 then
+  redis.call('zadd', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[3])
+  redis.call('expire', KEYS[1], ARGV[4])
 end
 return 1
 """
@@ -48,6 +59,7 @@ class RedisCache:
         self.horizon = horizon
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
+        self._append = client.register_script(_APPEND)
 
     @classmethod
     def from_url(cls, url: str, *, cluster_id: str, horizon: datetime.timedelta) -> RedisCache:
@@ -91,18 +103,18 @@ class RedisCache:
 
     async def append(self, kind: str, name: str, event: ActionEvent, *, now: datetime.datetime) -> None:
         """Add an event to a warm key (a cold one is left cold and warmed on the next read)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            await self.append_to(pipe, kind, name, event, now=now)
+            await pipe.execute()
+
+    async def append_to(self, pipe: Pipeline, kind: str, name: str, event: ActionEvent, *,
+                        now: datetime.datetime) -> None:
+        """:meth:`append` as one command of a pipeline the caller executes (queued, not sent)."""
         key = self._events_key(kind, name)
-        # zadd only if warm; a cold key will be rebuilt from PostgreSQL, which already has the event.
-        script = (
-            "if redis.call('exists', KEYS[2]) == 1 then "
-            "redis.call('zadd', KEYS[1], ARGV[1], ARGV[2]); "
-            "redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[3]); "
-            "redis.call('expire', KEYS[1], ARGV[4]) end return 1"
-        )
-        await self.client.eval(
-            script, 2, key, key + ":warm", event.at.timestamp(), json.dumps(event.to_json(), sort_keys=True),
-            (now - self.horizon).timestamp(), int(self.horizon.total_seconds()) + 60,
-        )
+        await self._append(keys=[key, key + ":warm"],
+                     args=[event.at.timestamp(), json.dumps(event.to_json(), sort_keys=True),
+                           (now - self.horizon).timestamp(), int(self.horizon.total_seconds()) + 60],
+                     client=pipe)
 
     async def invalidate(self, kind: str, name: str) -> None:
         await self.client.delete(self._events_key(kind, name) + ":warm")
@@ -140,9 +152,14 @@ class RestrictionMirror:
     async def add(self, restriction_json: str, *, until: datetime.datetime, now: datetime.datetime,
                   memory: datetime.timedelta) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.zadd(self.key, {restriction_json: until.timestamp()})
-            pipe.zremrangebyscore(self.key, "-inf", (now - memory).timestamp())
+            self.add_to(pipe, restriction_json, until=until, now=now, memory=memory)
             await pipe.execute()
+
+    def add_to(self, pipe: Pipeline, restriction_json: str, *, until: datetime.datetime, now: datetime.datetime,
+               memory: datetime.timedelta) -> None:
+        """:meth:`add` as commands of a pipeline the caller executes."""
+        pipe.zadd(self.key, {restriction_json: until.timestamp()})
+        pipe.zremrangebyscore(self.key, "-inf", (now - memory).timestamp())
 
     async def since(self, moment: datetime.datetime) -> list[str]:
         return await self.client.zrangebyscore(self.key, f"({moment.timestamp()}", "+inf")

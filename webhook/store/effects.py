@@ -38,6 +38,12 @@ class Effects:
     refusal_alert: str | None = None   # an existing restriction refused the request: count it on this alert
     consume_alert: str | None = None   # an approval on this alert was used by this request
 
+    @property
+    def plain(self) -> bool:
+        """Nothing beyond the decision and the action: no restriction, alert or approval to write."""
+        return (self.restriction is None and self.alert is None and self.refusal_alert is None
+                and self.consume_alert is None)
+
     @classmethod
     def of(cls, decision: Decision, *, now: datetime.datetime, latency_ms: float,
            degraded: str | None = None) -> Effects:

@@ -202,7 +202,10 @@ class HistoryStore:
             postgres_answered = True
         except ConnectionError:
             pass
-        if self.mirror is not None and self.redis_up:
+        # PostgreSQL is complete unless decisions wait in the outbox; only then (or without it)
+        # does the Redis mirror have something to add.
+        mirror_needed = not postgres_answered or self.outbox_pending
+        if self.mirror is not None and self.redis_up and mirror_needed:
             try:
                 for raw in await self.mirror.since(since):
                     r = Restriction.from_json(json.loads(raw))
@@ -253,14 +256,17 @@ class HistoryStore:
         if self.cache is None or not self.redis_up:
             return
         try:
-            if effects.record:
-                event = effects.event
-                if event.target is not None:
-                    await self.cache.append("target", event.target.key, event, now=now)
-                await self.cache.append("actor", event.actor, event, now=now)
-            if effects.restriction is not None and self.mirror is not None:
-                await self.mirror.add(json.dumps(effects.restriction.to_json(), sort_keys=True),
-                                      until=effects.restriction.until, now=now, memory=RESTRICTION_MEMORY)
+            async with self.cache.client.pipeline(transaction=False) as pipe:  # one round trip
+                if effects.record:
+                    event = effects.event
+                    if event.target is not None:
+                        await self.cache.append_to(pipe, "target", event.target.key, event, now=now)
+                    await self.cache.append_to(pipe, "actor", event.actor, event, now=now)
+                if effects.restriction is not None and self.mirror is not None:
+                    self.mirror.add_to(pipe, json.dumps(effects.restriction.to_json(), sort_keys=True),
+                                       until=effects.restriction.until, now=now, memory=RESTRICTION_MEMORY)
+                if len(pipe):
+                    await pipe.execute()
         except CACHE_ERRORS as exc:
             self._redis_failed(exc)
 
