@@ -65,7 +65,7 @@ def _parse_now(text: str | None) -> datetime.datetime | None:
 async def _run(settings: Settings, *, now: datetime.datetime | None, strategy: Strategy | None) -> RetentionReport:
     assert settings.postgres_dsn
     await migrate(settings.postgres_dsn)
-    pool = await create_pool(settings.postgres_dsn, max_size=3)
+    pool = await create_pool(settings.postgres_dsn, max_size=3, command_timeout=None)  # a batch job
     try:
         runner = RetentionRunner(pool, cluster_id=settings.cluster_id,
                                  default_max_age=datetime.timedelta(days=settings.retention_max_age_days))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 
+import asyncpg
+
 from webhook.effectiveness.aggregate import Aggregate, Scope, aggregate, aggregate_all
 from webhook.effectiveness.model import Assessment
 from webhook.effectiveness.repository import AssessedAction, EffectivenessRepository
@@ -13,10 +15,11 @@ DEFAULT_PERIOD = datetime.timedelta(days=30)
 
 
 class EffectivenessService:
-    def __init__(self, *, history: HistoryStore) -> None:
+    def __init__(self, *, history: HistoryStore, pool: asyncpg.Pool | None = None) -> None:
+        """``pool``: where the aggregates are read and written (default: the history's pool)."""
         self.history = history
         postgres = history.postgres
-        self.repository = EffectivenessRepository(postgres.pool, cluster_id=postgres.cluster_id)
+        self.repository = EffectivenessRepository(pool or postgres.pool, cluster_id=postgres.cluster_id)
 
     async def assess(self, action_id: int, assessment: Assessment, *,
                      now: datetime.datetime) -> AssessedAction | None:

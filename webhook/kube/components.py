@@ -12,6 +12,8 @@ import datetime
 import logging
 from typing import Any
 
+import asyncpg
+
 from webhook.kube.alerts import AlertWriter
 from webhook.kube.approvals import ApprovalSync
 from webhook.kube.client import KubeClient
@@ -27,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 class KubeComponents:
     def __init__(self, client: KubeClient, *, settings: Settings, postgres: PostgresStore,
-                 policies: PolicyProvider) -> None:
+                 policies: PolicyProvider, jobs_pool: asyncpg.Pool | None = None) -> None:
         self.client = client
         self.alerts = AlertWriter(client, cluster_id=settings.cluster_id, queue_size=settings.alert_queue_size,
                                   sweep_every=settings.alert_sweep_seconds,
@@ -38,21 +40,22 @@ class KubeComponents:
         self.summaries: Summariser | None = None
         if settings.summaries:
             self.summaries = Summariser(
-                client, pool=postgres.pool, cluster_id=settings.cluster_id, gate_namespace=settings.namespace,
+                client, pool=jobs_pool or postgres.pool, cluster_id=settings.cluster_id, gate_namespace=settings.namespace,
                 interval=settings.summary_interval, writes_per_second=settings.summary_writes_per_second,
                 burst=settings.summary_burst, settle=settings.summary_settle_seconds,
                 retention=datetime.timedelta(days=settings.retention_max_age_days),
                 resync_interval=settings.summary_resync_seconds)
 
     @classmethod
-    def create(cls, settings: Settings, *, postgres: PostgresStore, policies: PolicyProvider) -> KubeComponents | None:
+    def create(cls, settings: Settings, *, postgres: PostgresStore, policies: PolicyProvider,
+               jobs_pool: asyncpg.Pool | None = None) -> KubeComponents | None:
         client = KubeClient.from_settings(settings)
         if client is None:
             logger.info("no cluster configured: detections stay in PostgreSQL, policies from file and defaults")
             return None
         logger.info("cluster configured (%s): writing OscillationAlerts, watching OscillationPatterns",
                     settings.kubeconfig or "in-cluster")
-        return cls(client, settings=settings, postgres=postgres, policies=policies)
+        return cls(client, settings=settings, postgres=postgres, policies=policies, jobs_pool=jobs_pool)
 
     def gate_hooks(self) -> dict[str, Any]:
         return {"on_remembered": self.alerts.submit, "labels_for": self.lookups.labels_for,

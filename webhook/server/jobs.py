@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime
 import logging
 
+import asyncpg
+
 from webhook import metrics
 from webhook.effectiveness.service import EffectivenessService
 from webhook.retention.runner import ALL_NAMESPACES, RetentionReport, RetentionRunner
@@ -28,14 +30,16 @@ def count_run(report: RetentionReport) -> None:
                     report.actions_removed, ", ".join(report.partitions_dropped) or "none")
 
 
-def start_jobs(settings: Settings, *, history: HistoryStore) -> list[Periodic]:
+def start_jobs(settings: Settings, *, history: HistoryStore, pool: asyncpg.Pool) -> list[Periodic]:
+    """``pool`` is the batch pool: no 2s statement timeout (a retention run over ten million
+    actions takes seconds)."""
     if not settings.retention_interval:
         return []
-    postgres = history.postgres
-    runner = RetentionRunner(postgres.pool, cluster_id=postgres.cluster_id,
+    cluster_id = history.postgres.cluster_id
+    runner = RetentionRunner(pool, cluster_id=cluster_id,
                              default_max_age=datetime.timedelta(days=settings.retention_max_age_days),
                              on_finished=count_run)
-    effectiveness = EffectivenessService(history=history)
+    effectiveness = EffectivenessService(history=history, pool=pool)
 
     async def refresh() -> None:
         publish(await effectiveness.refresh(now=datetime.datetime.now(datetime.timezone.utc)))

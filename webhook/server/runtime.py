@@ -68,6 +68,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.postgres: PostgresStore | None = None
+        self.jobs_pool: asyncpg.Pool | None = None
         self.cache: RedisCache | None = None
         self.history: HistoryStore | None = None
         self.gate: Gate | None = None
@@ -82,7 +83,10 @@ class Runtime:
     async def start(self) -> None:
         settings = self.settings
         assert settings.postgres_dsn, "a PostgreSQL DSN is required (or embedded mode)"
-        pool = await create_pool(settings.postgres_dsn, min_size=0)
+        # Two pools: admission queries (short timeout, no reset round trip) and batch work —
+        # retention, aggregates, summaries — whose statements over a large history may take longer.
+        pool = await create_pool(settings.postgres_dsn, min_size=0, reset_sessions=False)
+        self.jobs_pool = await create_pool(settings.postgres_dsn, min_size=0, max_size=4, command_timeout=None)
         self.postgres = PostgresStore(pool, cluster_id=settings.cluster_id)
         await self._migrate()
         if settings.redis_url:
@@ -93,7 +97,8 @@ class Runtime:
         self.history = HistoryStore(postgres=self.postgres, cache=self.cache, outbox=outbox)
         from webhook.kube.components import KubeComponents
 
-        self.kube = KubeComponents.create(settings, postgres=self.postgres, policies=self.policies)
+        self.kube = KubeComponents.create(settings, postgres=self.postgres, policies=self.policies,
+                                          jobs_pool=self.jobs_pool)
         self.gate = Gate(
             **(self.kube.gate_hooks() if self.kube else {}),
             history=self.history,
@@ -112,7 +117,7 @@ class Runtime:
                 self.certificates.start(interval=settings.cert_check_interval)
         await self.upkeep()
         self._tasks.append(asyncio.create_task(self._upkeep_loop(), name="store-upkeep"))
-        self._jobs = start_jobs(settings, history=self.history)  # retention, effectiveness aggregates
+        self._jobs = start_jobs(settings, history=self.history, pool=self.jobs_pool)  # retention, aggregates
 
     async def _migrate(self) -> None:
         """Migrate at start; if PostgreSQL is down, start anyway (decisions use the cache) and retry."""
@@ -156,6 +161,8 @@ class Runtime:
             await self.cache.close()
         if self.postgres is not None:
             await self.postgres.pool.close()
+        if self.jobs_pool is not None:
+            await self.jobs_pool.close()
 
     def policies_synced(self) -> bool:
         """Without a cluster there is nothing to wait for; with one, the first list of policies."""

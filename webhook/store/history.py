@@ -334,6 +334,9 @@ class HistoryStore:
         async def release() -> None:
             try:
                 await connection.execute("SELECT pg_advisory_unlock($1)", key)
+            except BaseException:
+                connection.terminate()  # the lock must not outlive this use: end its session
+                raise
             finally:
                 await self.postgres.pool.release(connection)
 

@@ -21,11 +21,30 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    # Short connect and command timeouts: a stuck database must not hold an admission request
-    # past the API server's 3s webhook timeout; the gate falls back to the cache instead.
+ADMISSION_COMMAND_TIMEOUT = 2.0
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """No reset query on release (see ``create_pool``)."""
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10,
+                      command_timeout: float | None = ADMISSION_COMMAND_TIMEOUT,
+                      reset_sessions: bool = True) -> asyncpg.Pool:
+    """A pool for the gate's queries.
+
+    The default command timeout is short: a stuck database must not hold an admission request
+    past the API server's 3s webhook timeout; the gate falls back to the cache instead. Batch
+    work (retention, summaries, aggregates) passes ``command_timeout=None``.
+
+    ``reset_sessions=False`` skips asyncpg's reset query (advisory unlock all, RESET ALL, ...)
+    each time a connection goes back to the pool — a round trip per query on the admission
+    path. That is only safe where nothing leaves session state behind: the admission pool,
+    whose advisory locks end their session when an unlock fails.
+    """
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-                                     command_timeout=2, timeout=2)
+                                     command_timeout=command_timeout, timeout=2,
+                                     reset=None if reset_sessions else _keep_session)
 
 
 def _event_from_row(row: asyncpg.Record) -> ActionEvent:
