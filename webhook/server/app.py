@@ -39,6 +39,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
+    app.state.in_flight = 0  # reviews being decided (validate.py sheds beyond max_in_flight)
     app.state.runtime = runtime
     return app
 

@@ -35,11 +35,35 @@ async def validate(request: Request) -> JSONResponse:
         return bad_request(BadReview(str(error)))
     except BadReview as error:
         return bad_request(error)
+    limit = state.settings.max_in_flight
+    in_flight = state.in_flight
+    if limit and in_flight >= limit:
+        return JSONResponse(_shed(review.request.uid, fail_closed=state.settings.fail_closed))
+    state.in_flight = in_flight + 1
     try:
         result = await gate.review(review.request)
     except Exception as exc:  # the stores, the network: never the caller's fault, never a 500
         return JSONResponse(_degraded(review.request.uid, exc, fail_closed=state.settings.fail_closed))
+    finally:
+        state.in_flight -= 1
     return JSONResponse(result.response)
+
+
+def _shed(uid: str, *, fail_closed: bool) -> dict:
+    """More reviews in flight than ``max_in_flight``: answer at once instead of queueing.
+
+    A queue only grows once the gate is behind: every waiting request ages towards the API
+    server's 3s timeout, the stores' timeouts fire, and the gate stops answering anything in
+    time. Shedding keeps the answers it does give fast. A shed request is not checked and not
+    recorded (recording is the work there is no room for); it is counted and logged.
+    """
+    mode = "fail-closed" if fail_closed else "fail-open"
+    metrics.SHED_REQUESTS.inc()
+    metrics.REQUESTS.labels(decision=mode, pattern="", dry_run="false").inc()
+    logger.warning("overloaded: %s answered unchecked (%s)", uid, mode, extra={"uid": uid, "decision": mode})
+    if fail_closed:
+        return responses.denied(uid, code=503, message="safety-gate: overloaded; failClosed is set, refusing")
+    return responses.allowed(uid, warnings=["safety-gate: overloaded, allowed unchecked (fail-open)"])
 
 
 def _degraded(uid: str, exc: Exception, *, fail_closed: bool) -> dict:
