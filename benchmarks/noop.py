@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from webhook.admission import responses
 from webhook.admission.review import BadReview, parse_review
-from webhook.cli.serve import ReloadingTLSConfig, run_event_loop
+from webhook.cli.serve import KEEP_ALIVE_SECONDS, ReloadingTLSConfig, run_event_loop
 from webhook.server.bodies import BodyTooLarge, read_limited
 from webhook.settings import Settings
 from webhook.tls.reloading import ReloadingServerContext
@@ -50,7 +50,7 @@ def main() -> None:
     tls = ReloadingServerContext(cert_file=cert, key_file=key)
     config = ReloadingTLSConfig(create_app(), tls=tls, host="127.0.0.1", port=args.port, ssl_certfile=str(cert),
                                 ssl_keyfile=str(key), log_config=None, access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=5, timeout_keep_alive=KEEP_ALIVE_SECONDS)
     run_event_loop(uvicorn.Server(config).serve())
 
 

@@ -26,6 +26,11 @@ from webhook.tls.reloading import ReloadingServerContext
 
 logger = logging.getLogger(__name__)
 
+# Idle keep-alive connections are closed by the client, not by us: Go's HTTP client (the API
+# server's) keeps them 90s, and a server that closes first races the client's next request on
+# that connection ("use of closed network connection"). uvicorn's default is 5s.
+KEEP_ALIVE_SECONDS = 120
+
 
 def run_server(settings: Settings) -> None:
     logs.configure(settings.log_level)
@@ -99,7 +104,7 @@ async def _serve(settings: Settings, runtime: Runtime) -> None:
     config = ReloadingTLSConfig(
         app, tls=tls, host=settings.host, port=settings.port, ssl_certfile=str(settings.tls_cert),
         ssl_keyfile=str(settings.tls_key), log_config=None, access_log=False, lifespan="on",
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=5, timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     servers = [uvicorn.Server(config)]
     if settings.metrics_port:
