@@ -19,7 +19,7 @@ from webhook.admission import responses
 from webhook.admission.extract import Proposal, extract
 from webhook.admission.review import AdmissionRequest
 from webhook.decision.decide import Decision, decide, prepare, unchecked
-from webhook.decision.state import GateState, Restriction, alert_name, target_scope
+from webhook.decision.state import GateState, Restriction, actor_scope, alert_name, target_scope
 from webhook.detection.situation import Situation
 from webhook.policy.actors import ActorRules
 from webhook.policy.model import PatternType, Strategy
@@ -118,7 +118,12 @@ class Gate:
         cascading = policies.get(PatternType.CASCADING_FAILURE)
         if cascading and event.actor_class is ActorClass.AUTOMATION:
             actor_history = await self.history.actor_events(event.actor, since=now - cascading.window, now=now)
-        restrictions = await self.history.restrictions(scopes=[target_scope(target)], actor=event.actor, now=now)
+        # Exactly the scopes that can refuse this event (Restriction.refuses): the target, and the
+        # actor cluster-wide or in the target's namespace. An index lookup each, however many
+        # restrictions other actors and namespaces have.
+        scopes = [target_scope(target), actor_scope(event.actor, "cluster"),
+                  actor_scope(event.actor, f"namespace/{target.namespace}")]
+        restrictions = await self.history.restrictions(scopes=scopes, actor=None, now=now)
         state = _state(restrictions, policies=policies, target=target, now=now)
         situation = Situation(proposed=event, now=now, history=history, actor_history=actor_history,
                               resets=_resets(restrictions, now=now))
