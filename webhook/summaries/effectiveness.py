@@ -26,7 +26,7 @@ from webhook.effectiveness.aggregate import ScoredAction
 from webhook.effectiveness.stats import Sample, Summary, summarise
 from webhook.policy.durations import format_duration
 from webhook.policy.model import API_GROUP
-from webhook.summaries.targets import API_VERSION, MANAGED_BY
+from webhook.summaries.targets import API_VERSION, MANAGED_BY, rounded
 
 KIND = "EffectivenessMetric"
 PLURAL = "effectivenessmetrics"
@@ -49,10 +49,6 @@ def recommended_usage(summary: Summary) -> str:
     if summary.mean < AVOID_BELOW:
         return "avoid"
     return "secondary"
-
-
-def _score(value: float) -> float:
-    return round(value, 3)
 
 
 def _summary(actions: Sequence[ScoredAction]) -> Summary:
@@ -84,27 +80,27 @@ def scope_status(actions: Sequence[ScoredAction]) -> dict[str, Any]:
     for kind, group in _group(actions, lambda a: a.action_type).items():
         summary = _summary(group)
         by_action_type[kind] = {
-            "sampleSize": summary.sample_size, "averageScore": _score(summary.mean),
-            "confidenceInterval": {"lower": _score(summary.ci_lower), "upper": _score(summary.ci_upper)},
+            "sampleSize": summary.sample_size, "averageScore": rounded(summary.mean),
+            "confidenceInterval": {"lower": rounded(summary.ci_lower), "upper": rounded(summary.ci_upper)},
             "trend": summary.trend.value, "lastUpdated": rfc3339(max(a.at for a in group)),
         }
     by_alert_type = {}
     for alert, group in _group(actions, lambda a: a.alert_name).items():
         ranked = _ranked(group)
         by_alert_type[alert] = {
-            "sampleSize": len(group), "averageScore": _score(sum(a.score for a in group) / len(group)),
+            "sampleSize": len(group), "averageScore": rounded(sum(a.score for a in group) / len(group)),
             "mostEffectiveAction": ranked[0], "leastEffectiveAction": ranked[-1],
         }
     by_model = {}
     for model, group in _group(actions, lambda a: a.model_used).items():
         summary = _summary(group)
         by_model[model] = {
-            "sampleSize": summary.sample_size, "averageScore": _score(summary.mean),
+            "sampleSize": summary.sample_size, "averageScore": rounded(summary.mean),
             "accuracyTrend": summary.trend.value, "recommendedUsage": recommended_usage(summary),
         }
     return {
         "sampleSize": overall.sample_size,
-        "averageScore": _score(overall.mean),
+        "averageScore": rounded(overall.mean),
         "trend": overall.trend.value,
         "effectiveness": {"byActionType": by_action_type, "byAlertType": by_alert_type, "byModel": by_model},
     }

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from webhook.actions.model import TargetRef
+from webhook.effectiveness.repository import as_score
 from webhook.summaries.targets import RECENT, ActiveRestriction, DetectedPattern, ScoredSample, TargetFacts
 
 SCORE_PERIOD = datetime.timedelta(days=30)
@@ -176,7 +177,7 @@ class SummaryRepository:
         scores_by: dict[str, list[ScoredSample]] = {}
         for row in scores:
             scores_by.setdefault(key(row), []).append(
-                ScoredSample(at=row["action_timestamp"], action_type=row["action_type"], score=round(row["score"], 6)))
+                ScoredSample(at=row["action_timestamp"], action_type=row["action_type"], score=as_score(row["score"])))
         patterns_by: dict[str, list[DetectedPattern]] = {}
         for row in detections:
             patterns_by.setdefault(key(row), []).append(DetectedPattern(

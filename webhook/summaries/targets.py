@@ -71,8 +71,9 @@ def summary_name(target: TargetRef) -> str:
     return dns_name(f"{target.kind}-{target.name}")
 
 
-def _score(value: float) -> float:
-    return round(value, 3)
+def rounded(score: float) -> float:
+    """Scores as the summaries show them: three decimals (kubectl prints what it gets)."""
+    return round(score, 3)
 
 
 def effectiveness(scores: Sequence[ScoredSample]) -> dict[str, Any] | None:
@@ -83,8 +84,8 @@ def effectiveness(scores: Sequence[ScoredSample]) -> dict[str, Any] | None:
     for sample in scores:
         by_type.setdefault(sample.action_type, []).append(sample.score)
     return {
-        "overallScore": _score(sum(s.score for s in scores) / len(scores)),
-        "actionTypeScores": {kind: _score(sum(values) / len(values)) for kind, values in sorted(by_type.items())},
+        "overallScore": rounded(sum(s.score for s in scores) / len(scores)),
+        "actionTypeScores": {kind: rounded(sum(values) / len(values)) for kind, values in sorted(by_type.items())},
         "recentTrend": trend([Sample(at=s.at, score=s.score) for s in scores]).value,
         "sampleSize": len(scores),
     }
@@ -97,7 +98,7 @@ def target_status(facts: TargetFacts) -> dict[str, Any]:
         "actionsLast24h": dict(sorted(facts.recent.items())),
         "detectedPatterns": [
             {"patternType": p.pattern_type, "severity": p.severity, "occurrences": p.occurrences,
-             "lastSeen": rfc3339(p.last_seen), "confidence": _score(p.confidence), "alert": p.alert}
+             "lastSeen": rfc3339(p.last_seen), "confidence": rounded(p.confidence), "alert": p.alert}
             for p in patterns
         ],
     }
