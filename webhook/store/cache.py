@@ -101,15 +101,10 @@ class RedisCache:
             pipe.expire(key, int(self.horizon.total_seconds()) + 60)
             await pipe.execute()
 
-    async def append(self, kind: str, name: str, event: ActionEvent, *, now: datetime.datetime) -> None:
-        """Add an event to a warm key (a cold one is left cold and warmed on the next read)."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            await self.append_to(pipe, kind, name, event, now=now)
-            await pipe.execute()
-
-    async def append_to(self, pipe: Pipeline, kind: str, name: str, event: ActionEvent, *,
-                        now: datetime.datetime) -> None:
-        """:meth:`append` as one command of a pipeline the caller executes (queued, not sent)."""
+    async def append(self, pipe: Pipeline, kind: str, name: str, event: ActionEvent, *,
+                     now: datetime.datetime) -> None:
+        """Queue, on the caller's pipeline, adding an event to a warm key (a cold one is left cold
+        and warmed on the next read)."""
         key = self._events_key(kind, name)
         await self._append(keys=[key, key + ":warm"],
                      args=[event.at.timestamp(), json.dumps(event.to_json(), sort_keys=True),
@@ -149,15 +144,9 @@ class RestrictionMirror:
         self.client = cache.client
         self.key = f"{cache.prefix}:restrictions"
 
-    async def add(self, restriction_json: str, *, until: datetime.datetime, now: datetime.datetime,
-                  memory: datetime.timedelta) -> None:
-        async with self.client.pipeline(transaction=True) as pipe:
-            self.add_to(pipe, restriction_json, until=until, now=now, memory=memory)
-            await pipe.execute()
-
-    def add_to(self, pipe: Pipeline, restriction_json: str, *, until: datetime.datetime, now: datetime.datetime,
-               memory: datetime.timedelta) -> None:
-        """:meth:`add` as commands of a pipeline the caller executes."""
+    def add(self, pipe: Pipeline, restriction_json: str, *, until: datetime.datetime, now: datetime.datetime,
+            memory: datetime.timedelta) -> None:
+        """Queue, on the caller's pipeline, a restriction (and forget those past ``memory``)."""
         pipe.zadd(self.key, {restriction_json: until.timestamp()})
         pipe.zremrangebyscore(self.key, "-inf", (now - memory).timestamp())
 

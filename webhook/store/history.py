@@ -260,11 +260,11 @@ class HistoryStore:
                 if effects.record:
                     event = effects.event
                     if event.target is not None:
-                        await self.cache.append_to(pipe, "target", event.target.key, event, now=now)
-                    await self.cache.append_to(pipe, "actor", event.actor, event, now=now)
+                        await self.cache.append(pipe, "target", event.target.key, event, now=now)
+                    await self.cache.append(pipe, "actor", event.actor, event, now=now)
                 if effects.restriction is not None and self.mirror is not None:
-                    self.mirror.add_to(pipe, json.dumps(effects.restriction.to_json(), sort_keys=True),
-                                       until=effects.restriction.until, now=now, memory=RESTRICTION_MEMORY)
+                    self.mirror.add(pipe, json.dumps(effects.restriction.to_json(), sort_keys=True),
+                                    until=effects.restriction.until, now=now, memory=RESTRICTION_MEMORY)
                 if len(pipe):
                     await pipe.execute()
         except CACHE_ERRORS as exc:
