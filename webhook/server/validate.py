@@ -57,24 +57,33 @@ def _shed(uid: str, *, fail_closed: bool) -> dict:
     time. Shedding keeps the answers it does give fast. A shed request is not checked and not
     recorded (recording is the work there is no room for); it is counted and logged.
     """
-    mode = "fail-closed" if fail_closed else "fail-open"
     metrics.SHED_REQUESTS.inc()
-    metrics.REQUESTS.labels(decision=mode, pattern="", dry_run="false").inc()
-    logger.warning("overloaded: %s answered unchecked (%s)", uid, mode, extra={"uid": uid, "decision": mode})
-    if fail_closed:
-        return responses.denied(uid, code=503, message="safety-gate: overloaded; failClosed is set, refusing")
-    return responses.allowed(uid, warnings=["safety-gate: overloaded, allowed unchecked (fail-open)"])
+    logger.warning("overloaded: %s answered unchecked (%s)", uid, _mode(fail_closed),
+                   extra={"uid": uid, "decision": _mode(fail_closed)})
+    return _unchecked(uid, fail_closed=fail_closed,
+                      refusal="safety-gate: overloaded; failClosed is set, refusing",
+                      warning="safety-gate: overloaded, allowed unchecked (fail-open)")
 
 
 def _degraded(uid: str, exc: Exception, *, fail_closed: bool) -> dict:
-    mode = "fail-closed" if fail_closed else "fail-open"
+    mode = _mode(fail_closed)
     metrics.DEGRADED_DECISIONS.labels(mode=mode).inc()
-    metrics.REQUESTS.labels(decision=mode, pattern="", dry_run="false").inc()
     logger.error("cannot decide %s (%s): %s", uid, mode, exc, extra={"uid": uid, "decision": mode}, exc_info=exc)
+    return _unchecked(uid, fail_closed=fail_closed,
+                      refusal=f"safety-gate: cannot check history ({type(exc).__name__}); failClosed is set, refusing",
+                      warning=f"safety-gate: history unavailable, allowed unchecked ({mode})")
+
+
+def _mode(fail_closed: bool) -> str:
+    return "fail-closed" if fail_closed else "fail-open"
+
+
+def _unchecked(uid: str, *, fail_closed: bool, refusal: str, warning: str) -> dict:
+    """A request answered without a decision: refused 503 with ``failClosed``, else allowed with a warning."""
+    metrics.REQUESTS.labels(decision=_mode(fail_closed), pattern="", dry_run="false").inc()
     if fail_closed:
-        return responses.denied(uid, code=503, message=f"safety-gate: cannot check history ({type(exc).__name__}); "
-                                                         "failClosed is set, refusing")
-    return responses.allowed(uid, warnings=[f"safety-gate: history unavailable, allowed unchecked ({mode})"])
+        return responses.denied(uid, code=503, message=refusal)
+    return responses.allowed(uid, warnings=[warning])
 
 
 def observe(result: GateResult) -> None:
