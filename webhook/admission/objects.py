@@ -21,7 +21,7 @@ import pydantic
 from webhook.actions.quantities import parse_quantity
 
 INT32_MAX = 2**31 - 1           # spec.replicas is an int32, and so are the history's replica columns
-MAX_CONTAINERS = 1000           # containers + initContainers of one pod template
+MAX_CONTAINERS = 256            # containers + initContainers of one pod template (real pods: tens)
 MAX_QUANTITY = 1e24             # cores or bytes: far beyond any node, far below what breaks a float
 
 
