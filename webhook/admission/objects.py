@@ -25,13 +25,27 @@ MAX_CONTAINERS = 256            # containers + initContainers of one pod templat
 MAX_QUANTITY = 1e24             # cores or bytes: far beyond any node, far below what breaks a float
 
 
-def _no_nul(value: str) -> str:
+def _storable(value: str) -> str:
+    """PostgreSQL text holds neither NUL nor the lone surrogates a JSON ``\\ud800`` decodes to."""
     if "\x00" in value:
         raise ValueError("must not contain NUL bytes")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
     return value
 
 
-Identifier = Annotated[pydantic.StrictStr, pydantic.AfterValidator(_no_nul)]
+def identifier(max_length: int) -> Any:
+    """A string the history stores and indexes: storable, and short enough for an index entry."""
+    return Annotated[pydantic.StrictStr, pydantic.Field(max_length=max_length), pydantic.AfterValidator(_storable)]
+
+
+# Kubernetes' own limits where it has them (names: DNS subdomains); the others keep every index
+# entry of the history well below PostgreSQL's limit of about 2,700 bytes.
+Identifier = identifier(253)
+Username = identifier(512)
+Image = identifier(4096)
 Replicas = Annotated[pydantic.StrictInt, pydantic.Field(ge=0, le=INT32_MAX)]
 StringMap = dict[pydantic.StrictStr, pydantic.StrictStr]
 
@@ -76,7 +90,7 @@ class Resources(_Read):
 
 class Container(_Read):
     name: Identifier
-    image: Identifier | None = None
+    image: Image | None = None
     resources: Resources | None = None
 
 

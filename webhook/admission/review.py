@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from webhook.admission.objects import Identifier, model_for
+from webhook.admission.objects import Identifier, Username, model_for
 
 ADMISSION_API_VERSION = "admission.k8s.io/v1"
 MAX_DEPTH = 100          # objects and arrays within each other; a Deployment with managedFields is ~20
@@ -55,7 +55,7 @@ class GroupVersionResource(_Lenient):
 
 
 class UserInfo(_Lenient):
-    username: Identifier = ""
+    username: Username = ""
     uid: str | None = None
     groups: list[pydantic.StrictStr] = []
 
