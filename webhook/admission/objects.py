@@ -26,13 +26,9 @@ MAX_QUANTITY = 1e24             # cores or bytes: far beyond any node, far below
 
 
 def _storable(value: str) -> str:
-    """PostgreSQL text holds neither NUL nor the lone surrogates a JSON ``\\ud800`` decodes to."""
+    """PostgreSQL text cannot hold NUL. (Lone surrogates, a JSON ``\\ud800``, pydantic refuses already.)"""
     if "\x00" in value:
         raise ValueError("must not contain NUL bytes")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
     return value
 
 

@@ -99,6 +99,10 @@ TEMPLATE = f"{OBJ}.spec.template.spec"
     ("request.namespace", 5, "valid string"),
     ("request.userInfo.username", "system:serviceaccount:a:b\x00", "NUL"),
     ("request.userInfo.groups", ["a", 1], "valid string"),
+    ("request.name", "cart\ud800", "unable to parse raw data as a unicode string"),
+    ("request.name", "c" * 254, "at most 253 characters"),
+    ("request.userInfo.username", "u" * 513, "at most 512 characters"),
+    (f"{TEMPLATE}.containers.0.name", "\udfff", "unicode string"),
 ])
 def test_every_field_the_gate_reads_is_type_checked(path, value, words):
     error = refused(put(deployment(), path, value))
@@ -149,3 +153,18 @@ def test_containers_per_template_are_bounded():
     template["initContainers"] = [dict(container(body), name="init")]
     error = refused(body)
     assert f"at most {objects.MAX_CONTAINERS}" in str(error) and error.field == f"{TEMPLATE}"
+
+
+def test_free_text_context_is_stored_in_a_form_postgresql_accepts():
+    import datetime
+
+    from webhook.admission.extract import MAX_TEXT, extract
+
+    body = reviews.pipelinerun(alert="Oom\x00Kill\ud800" + "x" * 400, action_type="restart\x00pod",
+                               target="shop/Deployment/" + "n" * 300)
+    request = parse_review(json.dumps(body).encode()).request
+    event = extract(request, now=datetime.datetime.now(datetime.timezone.utc)).event
+    assert event.alert_name.startswith("OomKill?") and len(event.alert_name) == MAX_TEXT
+    assert event.action_type == "restartpod"
+    assert event.target is None          # no Kubernetes object has a 300-character name
+    assert event.alert_name.encode("utf-8")
