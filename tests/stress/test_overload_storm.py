@@ -30,7 +30,8 @@ MAX_IN_FLIGHT = 10
 @pytest.fixture
 def small_gate(tmp_path: pathlib.Path, fresh_database: str, fresh_redis_url: str) -> Iterator[GateProcess]:
     gate = GateProcess(data_dir=tmp_path / "gate", postgres_dsn=fresh_database, redis_url=fresh_redis_url,
-                       extra_args=["--max-in-flight", str(MAX_IN_FLIGHT), "--max-in-flight-per-actor", "0"])
+                       env={"SAFETY_GATE_MAX_IN_FLIGHT": str(MAX_IN_FLIGHT),
+                            "SAFETY_GATE_MAX_IN_FLIGHT_PER_ACTOR": "0"})
     with gate:
         yield gate
 
@@ -89,6 +90,8 @@ def test_a_runaway_agent_gets_429_never_more_than_serial_and_the_hpa_is_all_reco
     admitted = [uid for uid in agent_uids if answer(replies[uid])["allowed"]]
     overloaded = [uid for uid in agent_uids if is_overload_refusal(replies[uid])]
     refused = [uid for uid in agent_uids if not answer(replies[uid])["allowed"] and uid not in overloaded]
+    print(f"\nstorm of {len(bodies)}: agent {len(admitted)} admitted, {len(overloaded)} x 429 overloaded, "
+          f"{len(refused)} refused by the budget; {len(hpa)} HPA and {len(people)} people all admitted")
     assert len(admitted) <= 4, len(admitted)
     assert len(overloaded) >= AGENT_ACTIONS - MAX_IN_FLIGHT - HPA_ACTIONS - PEOPLE_ACTIONS, len(overloaded)
     assert all("cascading-failure" in answer(replies[uid])["status"]["message"] for uid in refused)
@@ -127,7 +130,10 @@ def test_a_storm_on_a_target_in_a_cooling_period_admits_none(small_gate, fresh_d
     assert not any(answer(replies[uid])["allowed"] for uid in agent_uids)
     assert all(is_overload_refusal(replies[uid]) or "cooling period" in answer(replies[uid])["status"]["message"]
                for uid in agent_uids)
-    assert sum(is_overload_refusal(replies[uid]) for uid in agent_uids) > 0
+    overloaded = sum(is_overload_refusal(replies[uid]) for uid in agent_uids)
+    print(f"\ncooling storm: agent 0 of {len(agent)} admitted ({overloaded} x 429 overloaded), "
+          f"{len(hpa)} HPA all admitted")
+    assert overloaded > 0
     assert not recorded(fresh_database, agent_uids)
     hpa_uids = [body["request"]["uid"] for body in hpa]
     assert all(answer(replies[uid])["allowed"] for uid in hpa_uids)    # observed: never refused

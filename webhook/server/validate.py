@@ -2,7 +2,9 @@
 
 Bad input is the client's problem and gets a 400 naming it. Trouble on our side never becomes
 a 500: the request is answered fail-open (allowed, with a warning) or, with ``failClosed``,
-refused — either way the API server gets a well-formed review.
+refused — either way the API server gets a well-formed review. Overload (more reviews in flight
+than the replica's or the actor's limit) is answered at once, by actor class: 429 to retry for
+automation, admitted and recorded for people and observed actors (DESIGN §7).
 """
 
 from __future__ import annotations
@@ -64,9 +66,9 @@ async def _overloaded(gate: Gate, admission: AdmissionRequest, *, limit: Overloa
     """A review beyond the replica's or the actor's in-flight limit, answered without waiting.
 
     Automation gets 429 with a retry hint: its change is decided when it comes back, never admitted
-    unchecked. People and observed actors are admitted and recorded (one write, no lock, no history
-    read: the cheap part of a decision), so overload never takes the cluster down and never loses
-    an admitted action. Requests the gate does not judge are allowed, as on the normal path.
+    unchecked. People and observed actors are admitted and recorded (the target's lock and one write,
+    no history read: the cheap part of a decision), so overload never takes the cluster down and
+    never loses an admitted action. Requests the gate does not judge are allowed, as on the normal path.
     """
     started = time.perf_counter()
     uid = admission.uid
@@ -85,17 +87,24 @@ async def _overloaded(gate: Gate, admission: AdmissionRequest, *, limit: Overloa
     if event.actor_class is ActorClass.AUTOMATION:
         return _refuse(uid, actor_class=event.actor_class, limit=limit, dry_run=proposal.dry_run)
     metrics.OVERLOADED_REQUESTS.labels(actor_class=event.actor_class.value, reason=limit.value).inc()
+    target = event.target
+    locks = [f"target:{target.key}"] if target is not None and not proposal.dry_run else []
+    # The target's lock (never the actor's: that would queue every HPA record behind one another)
+    # keeps the order of timestamps the order in which decisions on the target saw the history.
     decision = overload.admitted(event, limit=limit.value)
+    try:
+        async with gate.history.serialized(locks):
+            now = gate.clock()
+            decision = overload.admitted(event.replace(at=now), limit=limit.value)
+            if not proposal.dry_run:
+                effects = Effects.of(decision, now=now, latency_ms=(time.perf_counter() - started) * 1000,
+                                     degraded=DEGRADED_OVERLOAD)
+                await gate.history.remember(effects, now=now)
+    except Exception as exc:  # admitted all the same: refusing an observed actor or a person is worse
+        logger.error("overloaded: cannot record %s by %s: %s", uid, event.actor, exc,
+                     extra={"uid": uid, "actor": event.actor}, exc_info=exc)
     if proposal.dry_run:
         decision = decision.without_effects()
-    else:
-        effects = Effects.of(decision, now=now, latency_ms=(time.perf_counter() - started) * 1000,
-                             degraded=DEGRADED_OVERLOAD)
-        try:
-            await gate.history.remember(effects, now=now)
-        except Exception as exc:  # admitted all the same: refusing an observed actor or a person is worse
-            logger.error("overloaded: cannot record %s by %s: %s", uid, event.actor, exc,
-                         extra={"uid": uid, "actor": event.actor}, exc_info=exc)
     if gate.on_decision:
         gate.on_decision(GateResult(response=decision.response(), decision=decision, dry_run=proposal.dry_run,
                                     latency_ms=(time.perf_counter() - started) * 1000,

@@ -139,3 +139,15 @@ async def test_zero_means_no_limit():
         gate.release.set()
         assert all(r.json()["response"]["allowed"] and "warnings" not in r.json()["response"]
                    for r in await asyncio.gather(*held))
+
+
+def test_the_limits_are_settings_flags_and_environment_variables(monkeypatch):
+    from typer.testing import CliRunner
+
+    from webhook.cli.main import app
+
+    monkeypatch.setenv("SAFETY_GATE_MAX_IN_FLIGHT_PER_ACTOR", "3")
+    assert Settings().max_in_flight_per_actor == 3
+    for flag in ("--max-in-flight", "--max-in-flight-per-actor"):
+        result = CliRunner().invoke(app, ["serve", flag, "-1"])
+        assert result.exit_code == 2 and flag in result.output, result.output
