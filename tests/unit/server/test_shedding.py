@@ -151,3 +151,17 @@ def test_the_limits_are_settings_flags_and_environment_variables(monkeypatch):
     for flag in ("--max-in-flight", "--max-in-flight-per-actor"):
         result = CliRunner().invoke(app, ["serve", flag, "-1"])
         assert result.exit_code == 2 and flag in result.output, result.output
+
+
+class BrokenGate(HeldGate):
+    async def review(self, request):
+        raise RuntimeError("boom")
+
+
+async def test_an_unexpected_failure_with_fail_closed_never_refuses_an_observed_actor():
+    app = app_with(BrokenGate(), fail_closed=True)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gate") as client:
+        agent = (await post(client, scale("agent"))).json()["response"]
+        hpa = (await post(client, scale("hpa", user=reviews.HPA))).json()["response"]
+    assert agent["allowed"] is False and agent["status"]["code"] == 503
+    assert hpa["allowed"] is True and "unchecked" in hpa["warnings"][0]
