@@ -106,9 +106,9 @@ async def _overloaded(gate: Gate, admission: AdmissionRequest, *, limit: Overloa
     if proposal.dry_run:
         decision = decision.without_effects()
     if gate.on_decision:
+        # Counted as overloaded above, not as a degraded decision (that metric is about the stores).
         gate.on_decision(GateResult(response=decision.response(), decision=decision, dry_run=proposal.dry_run,
-                                    latency_ms=(time.perf_counter() - started) * 1000,
-                                    degraded=DEGRADED_OVERLOAD))
+                                    latency_ms=(time.perf_counter() - started) * 1000))
     return decision.response()
 
 
