@@ -139,3 +139,23 @@ def test_a_storm_on_a_target_in_a_cooling_period_admits_none(small_gate, fresh_d
     assert all(answer(replies[uid])["allowed"] for uid in hpa_uids)    # observed: never refused
     assert recorded(fresh_database, hpa_uids) == set(hpa_uids)
     assert overload_metric(small_gate, "observed") + overload_metric(small_gate, "automation") > 0
+
+
+def test_one_runaway_agent_cannot_starve_the_others(tmp_path, fresh_database, fresh_redis_url):
+    env = {"SAFETY_GATE_MAX_IN_FLIGHT": "64", "SAFETY_GATE_MAX_IN_FLIGHT_PER_ACTOR": "4"}
+    with GateProcess(data_dir=tmp_path / "gate", postgres_dsn=fresh_database, redis_url=fresh_redis_url,
+                     env=env) as gate:
+        runaway = [reviews.scale(name=f"w{i}", before=1, after=2) for i in range(AGENT_ACTIONS)]
+        others = [reviews.scale(name="api", namespace=f"team-{a}-{i}", before=1, after=2,
+                                user=f"system:serviceaccount:team-{a}:agent") for a in range(4) for i in range(3)]
+        replies = asyncio.run(storm(gate, [*runaway[:50], *others, *runaway[50:]]))
+        per_actor = [uid for uid in (b["request"]["uid"] for b in runaway) if is_overload_refusal(replies[uid])]
+        admitted = [uid for uid in (b["request"]["uid"] for b in runaway) if answer(replies[uid])["allowed"]]
+        print(f"\nrunaway agent: {len(admitted)} admitted, {len(per_actor)} x 429 at its own limit; "
+              f"{len(others)} changes by 4 other agents all decided")
+        assert len(admitted) <= 4
+        assert per_actor and all("max-in-flight-per-actor" in answer(replies[uid])["status"]["message"]
+                                 for uid in per_actor)
+        # Each other agent stays within its own limit, so none of them is turned away.
+        assert all(answer(replies[b["request"]["uid"]])["allowed"] for b in others)
+        assert recorded(fresh_database, [b["request"]["uid"] for b in others]) == {b["request"]["uid"] for b in others}
