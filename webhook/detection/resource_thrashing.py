@@ -148,7 +148,7 @@ def _dimension_triggers(
 
 
 def _moves(event: ActionEvent) -> dict[str, ResourceChange]:
-    """The event's first moving change on each dimension (what ``moved`` finds), in one pass."""
+    """The event's first change on each dimension that moves it up or down, in one pass."""
     found: dict[str, ResourceChange] = {}
     for change in event.resource_changes:
         if change.direction:
@@ -180,14 +180,6 @@ def _alternation_trigger(
             f"in {_wording.span(sequence[0].at, situation.now)}"
         ),
     )
-
-
-def moved(event: ActionEvent, dimension: str) -> ResourceChange | None:
-    """The event's change on ``dimension`` if it moves it up or down, else None."""
-    for change in event.resource_changes:
-        if change.dimension == dimension and change.direction:
-            return change
-    return None
 
 
 def kind_of(event: ActionEvent) -> str | None:
