@@ -26,8 +26,10 @@ LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
 BAD_REQUESTS = Counter(
     "safety_gate_bad_requests_total", "Bodies refused with 400 (not an AdmissionReview v1)")
-SHED_REQUESTS = Counter(
-    "safety_gate_shed_requests_total", "Reviews answered unchecked because max_in_flight were already in flight")
+OVERLOADED_REQUESTS = Counter(
+    "safety_gate_overloaded_requests_total",
+    "Reviews beyond an in-flight limit: automation refused 429 (to retry), people and observed actors "
+    "admitted and recorded", ["actor_class", "reason"])
 DEGRADED = Gauge(
     "safety_gate_degraded", "1 while a store is unreachable", ["store"])
 DEGRADED_DECISIONS = Counter(

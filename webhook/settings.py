@@ -32,9 +32,11 @@ class Settings(pydantic_settings.BaseSettings):
     log_level: str = "INFO"
     fail_closed: bool = False
     max_body_bytes: int = 3 * 1024 * 1024
-    # Reviews decided at once; more are answered unchecked (fail-open, or refused with fail_closed)
+    # Reviews decided at once, per replica and per actor; beyond either, automation is answered 429
+    # with Retry-After and people and observed actors are admitted and recorded (DESIGN §7),
     # instead of queueing behind them. 0: no limit.
     max_in_flight: int = pydantic.Field(default=64, ge=0)
+    max_in_flight_per_actor: int = pydantic.Field(default=16, ge=0)
     observed_users: list[str] = list(DEFAULT_OBSERVED_USERS)
     observed_groups: list[str] = list(DEFAULT_OBSERVED_GROUPS)
     bypass_subjects: list[str] = []

@@ -64,6 +64,11 @@ def test_random_bodies_never_get_a_500(gate):
             assert reply.json()["error"]
         else:
             assert reply.json()["kind"] == "AdmissionReview"
+            answer = reply.json()["response"]
+            warnings = " ".join(answer.get("warnings", []))
+            # Malformed input is not a store outage: never the answer of a gate that could not decide.
+            assert "unchecked" not in warnings and "unavailable" not in warnings, answer
+            assert (answer.get("status") or {}).get("code") != 503, answer
 
     post_one()
     assert sum(statuses.values()) >= 1500

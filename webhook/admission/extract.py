@@ -19,6 +19,7 @@ from webhook.admission.review import AdmissionRequest
 PREFIX = "ai.prometheus-alerts-slm.io/"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 KUBERNAUT_TARGET = "kubernaut.ai/target-resource"
+MAX_TEXT = 253  # context and action types from free text: indexed columns, so bounded like a name
 WORKLOAD_KINDS = {"deployments": "Deployment", "statefulsets": "StatefulSet"}
 _CANONICAL_KINDS = {
     "deployment": "Deployment", "deployments": "Deployment", "deploy": "Deployment",
@@ -261,7 +262,7 @@ def _from_pipelinerun(request: AdmissionRequest, *, now: datetime.datetime) -> P
         or labels.get("kubernaut.ai/workflow-id")
         or pipeline_ref
         or "pipelinerun"
-    )
+    )[:MAX_TEXT]
     target = _pipelinerun_target(params, labels, annotations)
     context = _context(annotations, labels, params)
     event = _base_event(request, target=target, action_type=action_type, now=now, context=context,
@@ -290,7 +291,7 @@ def _pipelinerun_target(params: Mapping[str, str], labels: Mapping[str, str],
     for text in candidates:
         if text:
             target = TargetRef.parse(text)
-            if target is not None:
+            if target is not None and max(len(target.namespace), len(target.kind), len(target.name)) <= MAX_TEXT:
                 return dataclasses.replace(target, kind=canonical_kind(target.kind))
     return None
 
@@ -299,8 +300,9 @@ def _pipelinerun_target(params: Mapping[str, str], labels: Mapping[str, str],
 
 
 def _clean(value: Any) -> str:
-    """Params, labels and annotations of a PipelineRun are free text; PostgreSQL text cannot hold NUL."""
-    return str(value).replace("\x00", "")
+    """Params, labels and annotations are free text the API server accepts as is; PostgreSQL text
+    holds neither NUL nor lone surrogates, so those are dropped or replaced rather than refused."""
+    return str(value).replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -315,7 +317,7 @@ def _context(annotations: Mapping[str, Any], labels: Mapping[str, str],
     def first(*values: Any) -> str | None:
         for value in values:
             if isinstance(value, str) and value.strip():
-                return _clean(value).strip() or None
+                return _clean(value).strip()[:MAX_TEXT] or None
         return None
 
     return {

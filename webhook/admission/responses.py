@@ -38,7 +38,10 @@ def allowed(uid: str, *, warnings: Sequence[str] = ()) -> dict[str, Any]:
     return _review(uid, response)
 
 
-def denied(uid: str, *, code: int, message: str, warnings: Sequence[str] = ()) -> dict[str, Any]:
+def denied(uid: str, *, code: int, message: str, warnings: Sequence[str] = (),
+           retry_after: int | None = None) -> dict[str, Any]:
+    """A refusal. ``retry_after`` (seconds) becomes ``status.details.retryAfterSeconds``, which the
+    API server turns into the ``Retry-After`` header of its own answer, so clients retry."""
     response: dict[str, Any] = {
         "allowed": False,
         "status": {
@@ -48,6 +51,8 @@ def denied(uid: str, *, code: int, message: str, warnings: Sequence[str] = ()) -
             "message": message,
         },
     }
+    if retry_after is not None:
+        response["status"]["details"] = {"retryAfterSeconds": retry_after}
     if warnings:
         response["warnings"] = [clip_warning(w) for w in warnings]
     return _review(uid, response)

@@ -37,6 +37,10 @@ def serve(
     summaries: Annotated[Optional[bool], Opt("--summaries/--no-summaries",
                                              help="Keep ActionHistorySummary/EffectivenessMetric objects "
                                                   "current (with a cluster).")] = None,
+    max_in_flight: Annotated[Optional[int], Opt(min=0, help="Reviews decided at once (64); beyond it automation "
+                                                           "gets 429 + Retry-After. 0: no limit.")] = None,
+    max_in_flight_per_actor: Annotated[Optional[int], Opt(min=0, help="Reviews of one actor decided at once "
+                                                                     "(16). 0: no limit.")] = None,
     log_level: Annotated[Optional[str], Opt(help="Log level.")] = None,
     api_token_file: Annotated[Optional[pathlib.Path], Opt(help="Bearer tokens for /api/v1 without a cluster: "
                                                                 "one 'token[,username]' per line.")] = None,

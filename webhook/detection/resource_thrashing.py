@@ -104,14 +104,27 @@ def _pick(triggers: list[_Trigger], *, triggered: bool) -> list[_Trigger]:
 def _dimension_triggers(
     events: list[ActionEvent], proposed: ActionEvent, *, situation: Situation, policy: PatternPolicy,
 ) -> list[_Trigger]:
+    """One trigger per dimension the proposed event moves, from one pass over every change.
+
+    Linear in the number of changes in the window: a template with thousands of containers moves
+    thousands of dimensions, and looking each one up in every event was quadratic (seconds, on the
+    event loop)."""
     needed = _counting.required(policy, "directionChanges", 2)
+    proposed_moves = _moves(proposed)
+    sequences: dict[str, list[tuple[ActionEvent, ResourceChange]]] = {dimension: [] for dimension in proposed_moves}
+    for event in events:
+        for dimension, change in _moves(event).items():
+            sequence = sequences.get(dimension)
+            if sequence is not None:
+                sequence.append((event, change))
     triggers = []
-    for dimension in dict.fromkeys(c.dimension for c in proposed.resource_changes if c.direction):
-        sequence = [event for event in events if moved(event, dimension)] + [proposed]
-        changes = [change for event in sequence if (change := moved(event, dimension)) is not None]
+    for dimension, proposed_change in proposed_moves.items():
+        pairs = [*sequences[dimension], (proposed, proposed_change)]
+        changes = [change for _, change in pairs]
         directions = [change.direction for change in changes]
         if not _counting.ends_in_reversal(directions):
             continue
+        sequence = [event for event, _ in pairs]
         count = _counting.reversals(directions)
         triggered, near_miss = _counting.reversal_verdict(count=count, needed=needed, length=len(sequence),
                                                           min_occurrences=policy.min_occurrences)
@@ -132,6 +145,15 @@ def _dimension_triggers(
             ),
         ))
     return triggers
+
+
+def _moves(event: ActionEvent) -> dict[str, ResourceChange]:
+    """The event's first change on each dimension that moves it up or down, in one pass."""
+    found: dict[str, ResourceChange] = {}
+    for change in event.resource_changes:
+        if change.direction:
+            found.setdefault(change.dimension, change)
+    return found
 
 
 def _alternation_trigger(
@@ -158,14 +180,6 @@ def _alternation_trigger(
             f"in {_wording.span(sequence[0].at, situation.now)}"
         ),
     )
-
-
-def moved(event: ActionEvent, dimension: str) -> ResourceChange | None:
-    """The event's change on ``dimension`` if it moves it up or down, else None."""
-    for change in event.resource_changes:
-        if change.dimension == dimension and change.direction:
-            return change
-    return None
 
 
 def kind_of(event: ActionEvent) -> str | None:

@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from webhook.server import api, health, validate
+from webhook.server.overload import Slots
 from webhook.server.runtime import Runtime
 from webhook.settings import Settings
 
@@ -39,7 +40,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
-    app.state.in_flight = 0  # reviews being decided (validate.py sheds beyond max_in_flight)
+    # Reviews being decided, in total and per actor (validate.py answers at once beyond the limits).
+    app.state.slots = Slots(limit=settings.max_in_flight, per_actor=settings.max_in_flight_per_actor)
     app.state.runtime = runtime
     return app
 
