@@ -821,8 +821,13 @@ class StoreSupervisor:
         self.restart_timeout = restart_timeout
         self.on_restart = on_restart
         self.restarts = 0
+        self._backoff = {id(server): _Backoff(first=first_backoff, cap=max_backoff) for server in servers}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def failures(self, server: _Supervised) -> int:
+        """Deaths and failed starts of ``server`` since it last stayed up ``stable_after`` seconds."""
+        return self._backoff[id(server)].failures
 
     def start(self) -> None:
         if self._thread is None:
@@ -842,13 +847,12 @@ class StoreSupervisor:
         return True
 
     def _watch(self) -> None:
-        state = {id(server): _Backoff(first=self.first_backoff, cap=self.max_backoff) for server in self.servers}
         while not self._stopping.wait(self.interval):
             now = time.monotonic()
             for server in self.servers:
                 if self._stopping.is_set():
                     return
-                backoff = state[id(server)]
+                backoff = self._backoff[id(server)]
                 if server.is_running():
                     if now - backoff.since_start > self.stable_after:
                         backoff.reset()
