@@ -22,7 +22,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from tests import reviews
-from tests.gateproc import GateProcess
+from tests.gateproc import GateProcess, free_port
 from tests.stress.embedded_gate import (
     GROWING,
     admit,
@@ -164,3 +164,13 @@ def test_a_command_on_a_data_dir_whose_owner_died_starts_its_own_stores(tmp_path
         assert not (data_dir / "stores.json").exists()  # released on exit
     finally:
         subprocess.run(["rm", "-rf", str(data_dir)], check=False)
+
+
+def test_a_second_serve_on_the_data_dir_exits_naming_the_owner(gate: GateProcess, unchanged: None) -> None:
+    """Two supervisors of one PostgreSQL would fight over it: the second gate refuses, clearly."""
+    result = subprocess.run([sys.executable, "-m", "webhook", "serve", "--port", str(free_port()),
+                             "--data-dir", str(gate.data_dir)], cwd=REPO, capture_output=True, text=True,
+                            timeout=COMMAND_DEADLINE, env={**os.environ, "COLUMNS": "250"})
+    assert result.returncode == 1
+    assert f"pid {gate.process.pid}" in result.stderr and "--data-dir" in result.stderr
+    assert "Traceback" not in result.stderr
