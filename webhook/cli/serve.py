@@ -178,6 +178,16 @@ async def _watch_certificate(tls: ReloadingServerContext, *, every: float) -> No
             logger.exception("checking the TLS certificate files failed")
 
 
+async def _serve_then_stop_the_others(server: uvicorn.Server, servers: list[uvicorn.Server]) -> None:
+    """When one server ends (its start-up failed, say), the others end too: a metrics port alone
+    must not keep a process that no longer admits anything alive."""
+    try:
+        await server.serve()
+    finally:
+        for other in servers:
+            other.should_exit = True
+
+
 async def _serve(settings: Settings, runtime: Runtime, *, shutdown: Shutdown) -> None:
     app = create_app(settings, runtime=runtime)
     assert settings.tls_cert is not None and settings.tls_key is not None
@@ -197,7 +207,7 @@ async def _serve(settings: Settings, runtime: Runtime, *, shutdown: Shutdown) ->
     watch = asyncio.create_task(_watch_certificate(tls, every=2.0), name="tls-reload")
     try:
         with shutdown.handling_signals():
-            await asyncio.gather(*(server.serve() for server in servers))
+            await asyncio.gather(*(_serve_then_stop_the_others(server, servers) for server in servers))
     finally:
         watch.cancel()
         await asyncio.gather(watch, return_exceptions=True)

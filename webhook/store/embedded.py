@@ -17,6 +17,11 @@ no fake storage path to drift from production. Each server:
   our pid with status ``ready``, the Redis ``INFO`` reports our pid. A foreign server
   that happens to hold the port is reported as an error, never attached to.
 
+A data dir's stores have one owner (:class:`DataDirClaim`): the process that started them,
+recorded with its pid and start time. Other commands on that data dir connect to the owner's
+stores and never stop or restart them; while the owner runs, a :class:`StoreSupervisor` reaps
+a store that died and restarts it with backoff.
+
 PostgreSQL refuses to run as root. When the gate runs as root (the development
 container, CI) the server runs as the unprivileged system user ``safety-gate-pg``,
 created on first use; the data directory is chowned to it, and ``o+x`` (traverse,
