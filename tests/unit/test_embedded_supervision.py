@@ -166,3 +166,42 @@ def test_the_backoff_schedule_restarts_at_once_then_doubles_up_to_its_cap() -> N
     assert backoff.next_try == 104.0
     backoff.reset()
     assert backoff.schedule(now=200.0) == 0.0
+
+
+# ------------------------------------------------------------ owner and attached
+
+
+def test_a_second_user_of_the_data_dir_attaches_and_leaves_the_stores_running() -> None:
+    """In one process as across processes: the second ``EmbeddedStores`` uses the owner's servers."""
+    import shutil
+    import tempfile
+
+    from webhook.server.runtime import EmbeddedStores, StoreRole
+    from webhook.settings import Settings
+
+    scratch = Path(tempfile.mkdtemp(prefix="safety-gate-test-attach-"))
+    try:
+        first_settings = Settings(data_dir=scratch)
+        owner = EmbeddedStores.start(first_settings)
+        try:
+            assert owner.role is StoreRole.OWNER
+            record = json.loads((scratch / "stores.json").read_text())
+            assert record["postgres_dsn"] == first_settings.postgres_dsn
+            assert record["redis_url"] == first_settings.redis_url
+
+            second_settings = Settings(data_dir=scratch)
+            attached = EmbeddedStores.start(second_settings, redis=False)
+            assert attached.role is StoreRole.ATTACHED
+            assert second_settings.postgres_dsn == first_settings.postgres_dsn
+            assert second_settings.redis_url is None  # asked for PostgreSQL only
+            pids = (owner.postgres.pid, owner.redis.pid)
+            attached.stop()
+            assert (owner.postgres.pid, owner.redis.pid) == pids
+            assert owner.postgres.is_running() and owner.redis.is_running()
+            assert redis.Redis.from_url(first_settings.redis_url).ping()
+        finally:
+            owner.stop()
+        assert not owner.postgres.is_running() and not owner.redis.is_running()
+        assert not (scratch / "stores.json").exists()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

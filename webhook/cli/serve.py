@@ -26,6 +26,7 @@ from webhook.policy.loader import PolicyError
 from webhook.server import logs
 from webhook.server.app import create_app, create_metrics_app
 from webhook.server.runtime import Runtime
+from webhook.server.tasks import GuardedTask
 from webhook.settings import Settings
 from webhook.tls.reloading import ReloadingServerContext
 
@@ -168,14 +169,13 @@ class ReloadingTLSConfig(uvicorn.Config):
         self.ssl = self.tls.context
 
 
-async def _watch_certificate(tls: ReloadingServerContext, *, every: float) -> None:
+def _certificate_watch(tls: ReloadingServerContext, *, every: float) -> GuardedTask:
     """Notice renewed files even while no handshake happens (handshakes check on their own too)."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            tls.maybe_reload(force=True)
-        except Exception:  # noqa: BLE001 - a bad file must not end the watch; the old pair stays in use
-            logger.exception("checking the TLS certificate files failed")
+
+    async def check() -> None:
+        tls.maybe_reload(force=True)  # a bad file is logged by the task; the old pair stays in use
+
+    return GuardedTask(name="tls-reload", step=check, interval=every)
 
 
 async def _serve_then_stop_the_others(server: uvicorn.Server, servers: list[uvicorn.Server]) -> None:
@@ -204,10 +204,10 @@ async def _serve(settings: Settings, runtime: Runtime, *, shutdown: Shutdown) ->
         servers.append(_Server(metrics_config))
     shutdown.servers = servers
     logger.info("serving on https://%s:%s", settings.host, settings.port)
-    watch = asyncio.create_task(_watch_certificate(tls, every=2.0), name="tls-reload")
+    watch = _certificate_watch(tls, every=2.0)
+    watch.start()
     try:
         with shutdown.handling_signals():
             await asyncio.gather(*(_serve_then_stop_the_others(server, servers) for server in servers))
     finally:
-        watch.cancel()
-        await asyncio.gather(watch, return_exceptions=True)
+        await watch.stop()

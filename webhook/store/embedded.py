@@ -773,7 +773,7 @@ class DataDirClaim:
         deadline = time.monotonic() + timeout
         while True:
             owner = self.owner()
-            if owner is not None and owner.pid != os.getpid():
+            if owner is not None:  # possibly this very process, through another claim: same stores
                 return owner
             if self.try_claim():
                 return None
