@@ -80,9 +80,12 @@ def fully_ready(gate: GateProcess) -> bool:
     return state["status"] == 200 and state["degraded"] is False and set(state["stores"].values()) == {"up"}
 
 
-def admit(gate: GateProcess, uids: list[str], steps: list[tuple[int, int]], *, name: str) -> None:
+def admit(gate: GateProcess, uids: list[str], steps: list[tuple[int, int]], *, name: str,
+          namespace: str = "shop") -> None:
+    """Admit ``steps`` on one target; each test gives its own ``namespace``, as one agent on five
+    workloads of a namespace is a cascading failure."""
     for before, after in steps:
-        body = reviews.scale(before=before, after=after, name=name)
+        body = reviews.scale(before=before, after=after, name=name, namespace=namespace)
         answer = gate.decide(body)
         assert answer["allowed"] is True, answer
         uids.append(body["request"]["uid"])

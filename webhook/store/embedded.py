@@ -816,7 +816,7 @@ class StoreSupervisor:
     """
 
     def __init__(self, *, servers: list[_Supervised], interval: float = 0.2, first_backoff: float = 0.5,
-                 max_backoff: float = 10.0, stable_after: float = 30.0, restart_timeout: float = 30.0,
+                 max_backoff: float = 5.0, stable_after: float = 30.0, restart_timeout: float = 30.0,
                  on_restart: Callable[[_Supervised], None] | None = None) -> None:
         self.servers = servers
         self.interval = interval
