@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import enum
 import fcntl
+import itertools
 import logging
 import os
 import pathlib
@@ -300,6 +301,9 @@ async def _close_pool(pool: asyncpg.Pool | None) -> None:
         pool.terminate()
 
 
+_private_spools = itertools.count(1)
+
+
 def claim_spool(directory: pathlib.Path) -> tuple[pathlib.Path, int | None]:
     """The outbox spool this process may append to and drain, and the lock that makes it ours.
 
@@ -317,7 +321,7 @@ def claim_spool(directory: pathlib.Path) -> tuple[pathlib.Path, int | None]:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        private = directory / f"outbox-{os.getpid()}.jsonl"
+        private = directory / f"outbox-{os.getpid()}-{next(_private_spools)}.jsonl"
         logger.info("another process drains %s; spooling to %s", directory / "outbox.jsonl", private)
         return private, None
     return directory / "outbox.jsonl", fd
