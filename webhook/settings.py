@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import enum
 import pathlib
 
 import pydantic
@@ -10,6 +11,14 @@ import pydantic_settings
 
 from webhook.policy.actors import DEFAULT_OBSERVED_GROUPS, DEFAULT_OBSERVED_USERS, ActorRules
 from webhook.policy.durations import parse_duration
+
+
+class LogFormat(str, enum.Enum):
+    """``--log-format``: JSON lines for collectors, readable lines for people, or by the output."""
+
+    AUTO = "auto"  # text on a terminal, JSON otherwise
+    JSON = "json"
+    TEXT = "text"
 
 
 class Settings(pydantic_settings.BaseSettings):
@@ -30,6 +39,7 @@ class Settings(pydantic_settings.BaseSettings):
     namespace: str = "safety-gate"     # the gate's own namespace: never gated
     pod_name: str | None = None
     log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.AUTO
     fail_closed: bool = False
     max_body_bytes: int = 3 * 1024 * 1024
     # Reviews decided at once, per replica and per actor; beyond either, automation is answered 429

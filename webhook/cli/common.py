@@ -26,12 +26,24 @@ def settings(**flags: Any) -> Settings:
 
 
 @contextlib.contextmanager
-def stores(config: Settings, *, redis: bool = True) -> Iterator[Any]:
-    """Embedded PostgreSQL/Redis when no DSN/URL is configured; nothing to do otherwise."""
-    from webhook.server.runtime import EmbeddedStores
+def stores(config: Settings, *, redis: bool = True, exclusive: bool = False,
+           stop_timeout: float = 30.0) -> Iterator[Any]:
+    """The stores ``config`` lacks a DSN/URL for: embedded ones under the data dir.
 
-    embedded = EmbeddedStores.start(config, redis=redis)
+    A command on a data dir whose stores another process owns (a serving gate) connects to
+    them and leaves them running; otherwise it starts them and stops them on exit.
+    ``exclusive`` (``serve``): this process must own them. A store that cannot be started or
+    reached is reported in one line (exit 1), not as a traceback.
+    """
+    from webhook.server.runtime import EmbeddedStores
+    from webhook.store.embedded import EmbeddedServerError
+
+    try:
+        embedded = EmbeddedStores.start(config, redis=redis, exclusive=exclusive)
+    except EmbeddedServerError as exc:
+        err_console.print(f"[red]embedded stores: {exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
     try:
         yield embedded
     finally:
-        embedded.stop()
+        embedded.stop(timeout=stop_timeout)

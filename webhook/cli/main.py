@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from webhook.cli import common
+from webhook.settings import LogFormat
 
 app = typer.Typer(
     name="safety-gate",
@@ -42,6 +43,8 @@ def serve(
     max_in_flight_per_actor: Annotated[Optional[int], Opt(min=0, help="Reviews of one actor decided at once "
                                                                      "(16). 0: no limit.")] = None,
     log_level: Annotated[Optional[str], Opt(help="Log level.")] = None,
+    log_format: Annotated[Optional[LogFormat], Opt(help="Log lines: json, text, or auto (text on a terminal, "
+                                                        "else JSON).")] = None,
     api_token_file: Annotated[Optional[pathlib.Path], Opt(help="Bearer tokens for /api/v1 without a cluster: "
                                                                 "one 'token[,username]' per line.")] = None,
 ) -> None:
@@ -175,6 +178,8 @@ def mcp(
     policy: Annotated[Optional[pathlib.Path], Opt(help="OscillationPattern YAML documents.")] = None,
     cluster_id: Annotated[Optional[str], Opt(help="Cluster id of the history.")] = None,
     log_level: Annotated[Optional[str], Opt(help="Log level (logs go to stderr).")] = None,
+    log_format: Annotated[Optional[LogFormat], Opt(help="Log lines: json, text, or auto (text on a terminal, "
+                                                        "else JSON).")] = None,
 ) -> None:
     """Serve the MCP tools (check_action_history, detect_oscillation_patterns, get_action_effectiveness,
     validate_action_safety) to AI agents."""

@@ -16,7 +16,7 @@ from webhook.settings import Settings
 def run_mcp(settings: Settings, *, transport: str, host: str, port: int) -> None:
     from webhook.mcp.server import serve
 
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, log_format=settings.log_format)
     runtime = engine.runtime_for(settings)
     with engine.stores(settings):
         asyncio.run(serve(runtime, transport=transport, host=host, port=port,  # type: ignore[arg-type]

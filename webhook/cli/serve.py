@@ -10,8 +10,13 @@ connections are left alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Coroutine
+import os
+import signal
+import sys
+import threading
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
 import uvicorn
@@ -21,6 +26,7 @@ from webhook.policy.loader import PolicyError
 from webhook.server import logs
 from webhook.server.app import create_app, create_metrics_app
 from webhook.server.runtime import Runtime
+from webhook.server.tasks import GuardedTask
 from webhook.settings import Settings
 from webhook.tls.reloading import ReloadingServerContext
 
@@ -31,9 +37,18 @@ logger = logging.getLogger(__name__)
 # that connection ("use of closed network connection"). uvicorn's default is 5s.
 KEEP_ALIVE_SECONDS = 120
 
+# SIGTERM ends the process within SHUTDOWN_BOUND_SECONDS, below the pod's grace period (the chart's
+# terminationGracePeriodSeconds, 30 by default) so the kubelet never has to SIGKILL a gate mid-write:
+# in-flight reviews are answered within GRACEFUL_SECONDS, the runtime stops in three bounded steps
+# (webhook.server.runtime.STOP_STEP_SECONDS each), embedded stores within EMBEDDED_STOP_SECONDS. A
+# watchdog exits at the bound whatever still runs.
+SHUTDOWN_BOUND_SECONDS = 25.0
+GRACEFUL_SECONDS = 5
+EMBEDDED_STOP_SECONDS = 8.0
+
 
 def run_server(settings: Settings) -> None:
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, log_format=settings.log_format)
     try:
         runtime = Runtime(settings)
     except PolicyError as exc:
@@ -52,8 +67,75 @@ def run_server(settings: Settings) -> None:
         from webhook.tls.selfsigned import ensure_serving_pair
 
         _, settings.tls_cert, settings.tls_key = ensure_serving_pair(settings.data_dir / "tls")
-    with common.stores(settings):
-        run_event_loop(_serve(settings, runtime))
+    shutdown = Shutdown(bound=SHUTDOWN_BOUND_SECONDS)
+    try:
+        with common.stores(settings, exclusive=True, stop_timeout=EMBEDDED_STOP_SECONDS):
+            run_event_loop(_serve(settings, runtime, shutdown=shutdown))
+    finally:
+        shutdown.done()
+    if shutdown.signal is not None:
+        logger.info("stopped after %s", shutdown.signal.name)
+
+
+class Shutdown:
+    """SIGTERM/SIGINT: stop the servers gracefully, and exit at ``bound`` seconds whatever still runs.
+
+    uvicorn's own handlers are not used: each ``uvicorn.Server`` installs handlers for itself only
+    (a second server — the metrics one — replaces the first's), and re-raises the signal after its
+    shutdown, which kills the process before the embedded stores are stopped and the exit logged.
+    A second SIGINT forces the servers to drop their in-flight requests (as uvicorn's does).
+    """
+
+    def __init__(self, *, bound: float) -> None:
+        self.bound = bound
+        self.signal: signal.Signals | None = None
+        self.servers: list[uvicorn.Server] = []
+        self._watchdog: threading.Timer | None = None
+
+    def request(self, sig: signal.Signals) -> None:
+        if self.signal is None:
+            self.signal = sig
+            logger.info("%s: answering the reviews in flight, then stopping (at most %.0fs)", sig.name, self.bound)
+            self._watchdog = threading.Timer(self.bound, self._expired)
+            self._watchdog.daemon = True
+            self._watchdog.start()
+        elif sig == signal.SIGINT:
+            for server in self.servers:
+                server.force_exit = True
+        for server in self.servers:
+            server.should_exit = True
+
+    @contextlib.contextmanager
+    def handling_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        for sig in signals:
+            loop.add_signal_handler(sig, self.request, sig)
+        try:
+            yield
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    def done(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+
+    def _expired(self) -> None:
+        logger.error("shutdown took longer than %.0fs; exiting now", self.bound)
+        for handler in logging.getLogger().handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
+        sys.stderr.flush()
+        os._exit(1)
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to :class:`Shutdown`."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -87,34 +169,45 @@ class ReloadingTLSConfig(uvicorn.Config):
         self.ssl = self.tls.context
 
 
-async def _watch_certificate(tls: ReloadingServerContext, *, every: float) -> None:
+def _certificate_watch(tls: ReloadingServerContext, *, every: float) -> GuardedTask:
     """Notice renewed files even while no handshake happens (handshakes check on their own too)."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            tls.maybe_reload(force=True)
-        except Exception:  # noqa: BLE001 - a bad file must not end the watch; the old pair stays in use
-            logger.exception("checking the TLS certificate files failed")
+
+    async def check() -> None:
+        tls.maybe_reload(force=True)  # a bad file is logged by the task; the old pair stays in use
+
+    return GuardedTask(name="tls-reload", step=check, interval=every)
 
 
-async def _serve(settings: Settings, runtime: Runtime) -> None:
+async def _serve_then_stop_the_others(server: uvicorn.Server, servers: list[uvicorn.Server]) -> None:
+    """When one server ends (its start-up failed, say), the others end too: a metrics port alone
+    must not keep a process that no longer admits anything alive."""
+    try:
+        await server.serve()
+    finally:
+        for other in servers:
+            other.should_exit = True
+
+
+async def _serve(settings: Settings, runtime: Runtime, *, shutdown: Shutdown) -> None:
     app = create_app(settings, runtime=runtime)
     assert settings.tls_cert is not None and settings.tls_key is not None
     tls = ReloadingServerContext(cert_file=settings.tls_cert, key_file=settings.tls_key)
     config = ReloadingTLSConfig(
         app, tls=tls, host=settings.host, port=settings.port, ssl_certfile=str(settings.tls_cert),
         ssl_keyfile=str(settings.tls_key), log_config=None, access_log=False, lifespan="on",
-        timeout_graceful_shutdown=5, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS, timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
-    servers = [uvicorn.Server(config)]
+    servers = [_Server(config)]
     if settings.metrics_port:
         metrics_config = uvicorn.Config(create_metrics_app(), host=settings.host, port=settings.metrics_port,
                                         log_config=None, access_log=False, lifespan="off")
-        servers.append(uvicorn.Server(metrics_config))
+        servers.append(_Server(metrics_config))
+    shutdown.servers = servers
     logger.info("serving on https://%s:%s", settings.host, settings.port)
-    watch = asyncio.create_task(_watch_certificate(tls, every=2.0), name="tls-reload")
+    watch = _certificate_watch(tls, every=2.0)
+    watch.start()
     try:
-        await asyncio.gather(*(server.serve() for server in servers))
+        with shutdown.handling_signals():
+            await asyncio.gather(*(_serve_then_stop_the_others(server, servers) for server in servers))
     finally:
-        watch.cancel()
-        await asyncio.gather(watch, return_exceptions=True)
+        await watch.stop()

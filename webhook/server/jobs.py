@@ -12,8 +12,8 @@ import asyncpg
 from webhook import metrics
 from webhook.effectiveness.service import EffectivenessService
 from webhook.retention.runner import ALL_NAMESPACES, RetentionReport, RetentionRunner
-from webhook.retention.schedule import Periodic
 from webhook.server.api.effectiveness import publish
+from webhook.server.tasks import GuardedTask
 from webhook.settings import Settings
 from webhook.store.history import HistoryStore
 
@@ -30,9 +30,10 @@ def count_run(report: RetentionReport) -> None:
                     report.actions_removed, ", ".join(report.partitions_dropped) or "none")
 
 
-def start_jobs(settings: Settings, *, history: HistoryStore, pool: asyncpg.Pool) -> list[Periodic]:
+def start_jobs(settings: Settings, *, history: HistoryStore, pool: asyncpg.Pool) -> list[GuardedTask]:
     """``pool`` is the batch pool: no 2s statement timeout (a retention run over ten million
-    actions takes seconds)."""
+    actions takes seconds). The jobs are guarded tasks: a SIGTERM in the middle of a run stops them
+    within their bound instead of waiting for the run (or a swallowed cancellation) to end."""
     if not settings.retention_interval:
         return []
     cluster_id = history.postgres.cluster_id
@@ -44,9 +45,12 @@ def start_jobs(settings: Settings, *, history: HistoryStore, pool: asyncpg.Pool)
     async def refresh() -> None:
         publish(await effectiveness.refresh(now=datetime.datetime.now(datetime.timezone.utc)))
 
+    # The first run comes soon after start (a fresh replica catches up), not a whole interval later.
     jobs = [
-        Periodic(name="retention", interval=settings.retention_interval, job=runner.run),
-        Periodic(name="effectiveness", interval=min(settings.retention_interval, 300.0), job=refresh),
+        GuardedTask(name="retention", step=runner.run, interval=settings.retention_interval,
+                    first_delay=min(settings.retention_interval, 60.0)),
+        GuardedTask(name="effectiveness", step=refresh, interval=min(settings.retention_interval, 300.0),
+                    first_delay=min(settings.retention_interval, 60.0)),
     ]
     for job in jobs:
         job.start()

@@ -1,4 +1,9 @@
-"""Structured JSON logs: one line per record, one line per decision."""
+"""Logs: JSON lines for collectors, readable lines for people; one line per record, one per decision.
+
+``--log-format auto`` (the default) writes readable lines when the output is a terminal and JSON
+lines otherwise (a pod's log, a pipe, a file), so a person trying the gate sees text and a log
+collector still gets one JSON object per line. Secrets are redacted in both.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,12 @@ import datetime
 import json
 import logging
 import re
-from typing import Any
+from typing import IO, Any
 
-_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+from webhook.settings import LogFormat
+
+# uvicorn adds "color_message" (the message with ANSI escapes) to its records: noise in either format.
+_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 
 # Secrets that reach messages through DSNs, URLs, headers and exception texts: the userinfo
 # password of any URL (postgresql://user:pass@, redis://:pass@), key=value secrets (libpq
@@ -51,6 +59,46 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(body, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """``07:31:02.118 WARNING webhook.store.history: postgres unavailable ... key=value``: for people."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.datetime.fromtimestamp(record.created).astimezone()
+        parts = [f"{moment:%H:%M:%S}.{moment.microsecond // 1000:03d}", f"{record.levelname:<7}",
+                 f"{record.name}:", redact(record.getMessage())]
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                parts.append(f"{key}={_redacted(value)}")
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + redact(self.formatException(record.exc_info))
+        return line
+
+
+class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler writing ``log_format``; ``auto`` looks at the stream it writes to *now*
+    (a stream swapped later, by a test or a redirect, is judged afresh)."""
+
+    def __init__(self, *, log_format: LogFormat, stream: IO[str] | None = None) -> None:
+        super().__init__(stream)
+        self.log_format = LogFormat(log_format)
+        self._json = JsonFormatter()
+        self._text = TextFormatter()
+
+    def effective_format(self) -> LogFormat:
+        if self.log_format is not LogFormat.AUTO:
+            return self.log_format
+        isatty = getattr(self.stream, "isatty", None)
+        try:
+            return LogFormat.TEXT if isatty is not None and isatty() else LogFormat.JSON
+        except (ValueError, OSError):  # a closed stream
+            return LogFormat.JSON
+
+    def format(self, record: logging.LogRecord) -> str:
+        formatter = self._text if self.effective_format() is LogFormat.TEXT else self._json
+        return formatter.format(record)
+
+
 def level_number(level: str | int) -> int:
     """``debug``/``INFO``/``20`` → a logging level; anything else is a ``ValueError`` naming the choices."""
     if isinstance(level, int) or str(level).strip().isdigit():
@@ -61,9 +109,8 @@ def level_number(level: str | int) -> int:
     return number
 
 
-def configure(level: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
+def configure(level: str, *, log_format: LogFormat = LogFormat.AUTO) -> None:
+    handler = ConsoleHandler(log_format=log_format)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level_number(level))

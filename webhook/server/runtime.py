@@ -7,9 +7,17 @@ and hands their DSN and URL to the same asyncpg/redis clients production uses.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import datetime
+import enum
+import fcntl
+import itertools
 import logging
+import os
+import pathlib
+import time
+from collections.abc import Awaitable
 from typing import Any
 
 import asyncpg
@@ -18,9 +26,9 @@ from webhook import metrics
 from webhook.engine.gate import Gate
 from webhook.policy.loader import load_policy_file
 from webhook.policy.provider import PolicyProvider
-from webhook.retention.schedule import Periodic
 from webhook.server import validate
 from webhook.server.jobs import start_jobs
+from webhook.server.tasks import GuardedTask
 from webhook.settings import Settings
 from webhook.store.cache import RedisCache
 from webhook.store.history import HistoryStore
@@ -33,33 +41,123 @@ logger = logging.getLogger(__name__)
 CACHE_HORIZON = datetime.timedelta(hours=24)
 
 
+class StoreRole(enum.Enum):
+    """How a process relates to the embedded stores of its data dir."""
+
+    EXTERNAL = "external"  # DSN and URL given: nothing embedded
+    OWNER = "owner"        # started them, restarts them when they die, stops them at exit
+    ATTACHED = "attached"  # uses the stores another live process owns; never stops or restarts them
+
+
+#: Seconds ``serve`` waits for another process (a short CLI command) to give the data dir up.
+CLAIM_WAIT_SECONDS = 30.0
+#: Seconds a command waits for the owner of the data dir to publish where its stores listen.
+OWNER_WAIT_SECONDS = 90.0
+
+
 @dataclasses.dataclass
 class EmbeddedStores:
-    """Local PostgreSQL and Redis under the data dir, for ``serve`` without external stores."""
+    """Local PostgreSQL and Redis under the data dir, when no DSN/URL is configured.
 
+    The first process on a data dir owns its stores (see
+    :class:`~webhook.store.embedded.DataDirClaim`); a ``serve`` owner also keeps them alive. Every
+    later command on the same data dir attaches: it connects to the owner's stores and leaves
+    them alone, so ``safety-gate history`` beside a serving gate no longer takes its PostgreSQL
+    away.
+    """
+
+    role: StoreRole = StoreRole.EXTERNAL
     postgres: Any = None
     redis: Any = None
+    owner: Any = None       # webhook.store.embedded.StoreOwner: who we attached to
+    claim: Any = None       # webhook.store.embedded.DataDirClaim, held by an owner
+    supervisor: Any = None  # webhook.store.embedded.StoreSupervisor of an owner
 
     @classmethod
-    def start(cls, settings: Settings, *, redis: bool = True) -> EmbeddedStores:
-        from webhook.store.embedded import EmbeddedPostgres, EmbeddedRedis
+    def start(cls, settings: Settings, *, redis: bool = True, exclusive: bool = False) -> EmbeddedStores:
+        """Start, or attach to, the embedded stores ``settings`` lacks a DSN/URL for.
 
-        stores = cls()
-        data_dir = settings.data_dir.resolve()
-        if not settings.postgres_dsn:
-            stores.postgres = EmbeddedPostgres(data_dir=data_dir / "postgres")
-            stores.postgres.start()
-            settings.postgres_dsn = stores.postgres.dsn
-        if redis and not settings.redis_url:
-            stores.redis = EmbeddedRedis(data_dir=data_dir / "redis")
-            stores.redis.start()
-            settings.redis_url = stores.redis.url
+        ``exclusive`` (``serve``): this process must own them; waits up to ``CLAIM_WAIT_SECONDS``
+        for another owner to leave, then fails naming it.
+        """
+        need_postgres = not settings.postgres_dsn
+        need_redis = redis and not settings.redis_url
+        if not (need_postgres or need_redis):
+            return cls()
+        from webhook.store.embedded import DataDirClaim, EmbeddedServerError
+
+        claim = DataDirClaim(data_dir=settings.data_dir.resolve())
+        if exclusive:
+            deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+            while not claim.try_claim():
+                if time.monotonic() > deadline:
+                    owner = claim.owner()
+                    holder = owner.describe() if owner is not None else "another process"
+                    raise EmbeddedServerError(
+                        f"the embedded stores in {claim.data_dir} belong to {holder}; stop it or give this "
+                        "gate its own --data-dir")
+                time.sleep(0.2)
+        elif not claim.try_claim():
+            owner = claim.wait_for_owner(timeout=OWNER_WAIT_SECONDS)
+            if owner is not None:
+                return cls._attach(settings, owner=owner, postgres=need_postgres, redis=need_redis)
+        stores = cls(role=StoreRole.OWNER, claim=claim)
+        try:
+            stores._start_owned(settings, postgres=need_postgres, redis=need_redis)
+        except BaseException:
+            stores.stop()
+            raise
         return stores
 
-    def stop(self) -> None:
-        for server in (self.redis, self.postgres):
-            if server is not None:
-                server.stop()
+    @classmethod
+    def _attach(cls, settings: Settings, *, owner: Any, postgres: bool, redis: bool) -> EmbeddedStores:
+        from webhook.store.embedded import EmbeddedServerError
+
+        for needed, address, what, flag in ((postgres, owner.postgres_dsn, "PostgreSQL", "--postgres-dsn"),
+                                             (redis, owner.redis_url, "Redis", "--redis-url")):
+            if needed and not address:
+                raise EmbeddedServerError(
+                    f"{owner.describe()} uses the data dir {settings.data_dir} with an external {what}; "
+                    f"pass {flag} too")
+        if postgres:
+            settings.postgres_dsn = owner.postgres_dsn
+        if redis:
+            settings.redis_url = owner.redis_url
+        logger.info("using the embedded stores of %s in %s", owner.describe(), settings.data_dir)
+        return cls(role=StoreRole.ATTACHED, owner=owner)
+
+    def _start_owned(self, settings: Settings, *, postgres: bool, redis: bool) -> None:
+        from webhook.store.embedded import EmbeddedPostgres, EmbeddedRedis, StoreSupervisor
+
+        data_dir = settings.data_dir.resolve()
+        if postgres:
+            self.postgres = EmbeddedPostgres(data_dir=data_dir / "postgres")
+            self.postgres.start()
+            settings.postgres_dsn = self.postgres.dsn
+        if redis:
+            self.redis = EmbeddedRedis(data_dir=data_dir / "redis")
+            self.redis.start()
+            settings.redis_url = self.redis.url
+        self.claim.publish(postgres_dsn=self.postgres.dsn if self.postgres else None,
+                           redis_url=self.redis.url if self.redis else None)
+        self.supervisor = StoreSupervisor(servers=[s for s in (self.postgres, self.redis) if s is not None])
+        self.supervisor.start()
+
+    def stop(self, *, timeout: float = 30.0) -> None:
+        """An owner stops its supervisor, then its servers (each within ``timeout``), then leaves the
+        data dir; an attached or external process has nothing to stop."""
+        if self.supervisor is not None:
+            self.supervisor.stop(timeout=timeout)
+            self.supervisor = None
+        servers = [server for server in (self.redis, self.postgres) if server is not None]
+        if servers:
+            # in parallel: a shutdown waits for the slower of the two, not their sum
+            with concurrent.futures.ThreadPoolExecutor(max_workers=len(servers)) as pool:
+                for future in [pool.submit(server.stop, timeout=timeout) for server in servers]:
+                    future.result()
+        if self.claim is not None:
+            self.claim.release()
+            self.claim = None
 
 
 class Runtime:
@@ -75,8 +173,9 @@ class Runtime:
         self.kube: Any = None  # webhook.kube.components.KubeComponents when a cluster is configured
         self.certificates: Any = None  # webhook.kube.certificates.CertificateRotator (self-managed TLS)
         self.migrated = False
-        self._tasks: list[asyncio.Task[None]] = []
-        self._jobs: list[Periodic] = []
+        self._upkeep: GuardedTask | None = None
+        self._jobs: list[GuardedTask] = []
+        self._spool_lock: int | None = None
         self.policies = PolicyProvider(
             file_policies=load_policy_file(settings.policy) if settings.policy else ())
 
@@ -92,8 +191,9 @@ class Runtime:
         if settings.redis_url:
             self.cache = RedisCache.from_url(settings.redis_url, cluster_id=settings.cluster_id,
                                              horizon=CACHE_HORIZON)
+        spool, self._spool_lock = claim_spool(settings.data_dir / "spool")
         outbox = Outbox(redis=self.cache.client if self.cache else None, stream=f"sg:{settings.cluster_id}:outbox",
-                        spool=settings.data_dir / "spool" / "outbox.jsonl")
+                        spool=spool)
         self.history = HistoryStore(postgres=self.postgres, cache=self.cache, outbox=outbox)
         from webhook.kube.components import KubeComponents
 
@@ -116,7 +216,8 @@ class Runtime:
                 self.certificates = CertificateRotator.from_settings(settings, api_client=self.kube.client.api_client)
                 self.certificates.start(interval=settings.cert_check_interval)
         await self.upkeep()
-        self._tasks.append(asyncio.create_task(self._upkeep_loop(), name="store-upkeep"))
+        self._upkeep = GuardedTask(name="store-upkeep", step=self.upkeep, interval=settings.upkeep_interval)
+        self._upkeep.start()
         self._jobs = start_jobs(settings, history=self.history, pool=self.jobs_pool)  # retention, aggregates
 
     async def _migrate(self) -> None:
@@ -139,30 +240,30 @@ class Runtime:
         metrics.OUTBOX_DEPTH.set(await self.history.outbox_depth())
         return checks
 
-    async def _upkeep_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.upkeep_interval)
-            try:
-                await self.upkeep()
-            except Exception:  # the loop must survive anything a store throws at it
-                logger.exception("store upkeep failed")
-
     async def stop(self) -> None:
-        for job in self._jobs:
-            await job.stop()
+        """Stop every loop and close every connection, each step within its bound.
+
+        Called by the lifespan after uvicorn answered the in-flight reviews: the background loops
+        stop together, then the Kubernetes edge, then the clients together: three steps of at most
+        ``STOP_STEP_SECONDS`` each. Nothing here waits without a bound, so SIGTERM ends within the bound
+        documented in the user guide.
+        """
+        loops = [job.stop(timeout=STOP_STEP_SECONDS) for job in self._jobs]
+        if self._upkeep is not None:
+            loops.append(self._upkeep.stop(timeout=STOP_STEP_SECONDS))
+        await asyncio.gather(*loops)
         if self.certificates is not None:
-            await self.certificates.stop()
+            await _bounded(self.certificates.stop(), what="certificate rotation")
         if self.kube is not None:
-            await self.kube.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.cache is not None:
-            await self.cache.close()
-        if self.postgres is not None:
-            await self.postgres.pool.close()
-        if self.jobs_pool is not None:
-            await self.jobs_pool.close()
+            await _bounded(self.kube.stop(), what="the Kubernetes components")
+        await asyncio.gather(*(client for client in (
+            _bounded(self.cache.close(), what="the Redis client") if self.cache is not None else None,
+            _close_pool(self.postgres.pool if self.postgres is not None else None),
+            _close_pool(self.jobs_pool),
+        ) if client is not None))
+        if self._spool_lock is not None:
+            os.close(self._spool_lock)
+            self._spool_lock = None
 
     def policies_synced(self) -> bool:
         """Without a cluster there is nothing to wait for; with one, the first list of policies."""
@@ -175,3 +276,52 @@ class Runtime:
         if self.cache is not None:
             status["redis"] = self.history.redis_up
         return status
+
+
+#: Seconds each shutdown step may take (the loops together, the Kubernetes edge, each client).
+STOP_STEP_SECONDS = 3.0
+
+
+async def _bounded(step: Awaitable[object], *, what: str, timeout: float = STOP_STEP_SECONDS) -> bool:
+    """Await ``step`` for at most ``timeout`` seconds; False (logged) when it had to be left behind."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        logger.error("stopping %s took over %.0fs; going on without it", what, timeout)
+        return False
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("stopping %s failed", what, exc_info=task.exception())
+    return True
+
+
+async def _close_pool(pool: asyncpg.Pool | None) -> None:
+    """Close ``pool`` gracefully within the step bound, else cut its connections."""
+    if pool is not None and not await _bounded(pool.close(), what="a PostgreSQL pool"):
+        pool.terminate()
+
+
+_private_spools = itertools.count(1)
+
+
+def claim_spool(directory: pathlib.Path) -> tuple[pathlib.Path, int | None]:
+    """The outbox spool this process may append to and drain, and the lock that makes it ours.
+
+    The spool's drain rewrites the file with what is left: two processes draining one file (a
+    ``safety-gate replay`` beside a serving gate on the same data dir) could drop a line the other
+    just appended. The first process takes ``outbox.jsonl``; any other writes a spool of its own.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / "outbox.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:  # a read-only data dir: the spool fails loudly when it is first needed
+        logger.warning("cannot lock the outbox spool in %s: %s", directory, exc)
+        return directory / "outbox.jsonl", None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        private = directory / f"outbox-{os.getpid()}-{next(_private_spools)}.jsonl"
+        logger.info("another process drains %s; spooling to %s", directory / "outbox.jsonl", private)
+        return private, None
+    return directory / "outbox.jsonl", fd

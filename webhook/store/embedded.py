@@ -17,6 +17,11 @@ no fake storage path to drift from production. Each server:
   our pid with status ``ready``, the Redis ``INFO`` reports our pid. A foreign server
   that happens to hold the port is reported as an error, never attached to.
 
+A data dir's stores have one owner (:class:`DataDirClaim`): the process that started them,
+recorded with its pid and start time. Other commands on that data dir connect to the owner's
+stores and never stop or restart them; while the owner runs, a :class:`StoreSupervisor` reaps
+a store that died and restarts it with backoff.
+
 PostgreSQL refuses to run as root. When the gate runs as root (the development
 container, CI) the server runs as the unprivileged system user ``safety-gate-pg``,
 created on first use; the data directory is chowned to it, and ``o+x`` (traverse,
@@ -27,7 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import importlib.util
+import json
 import logging
 import os
 import pwd
@@ -76,17 +83,18 @@ class ExternalRedis:
 # --------------------------------------------------------------------------- helpers
 
 
-def _die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
+def _die_with_parent(sig: signal.Signals, *, thread_lives: bool = False) -> Callable[[], None] | None:
     """A ``preexec_fn`` making the child receive ``sig`` when we die, where possible.
 
     Linux only. ``PR_SET_PDEATHSIG`` fires when the *thread* that forked exits, so it
-    is only armed from the main thread: from a worker thread (``asyncio.to_thread``,
-    an idle thread-pool worker retiring) it would shut the store down under a live
-    gate. ``stop()`` remains the normal path either way.
+    is only armed from the main thread, or from a thread the caller promises lives as long
+    as the server should (``thread_lives``: the supervisor's): from a worker thread
+    (``asyncio.to_thread``, an idle thread-pool worker retiring) it would shut the store
+    down under a live gate. ``stop()`` remains the normal path either way.
     """
     if not sys.platform.startswith("linux"):
         return None
-    if threading.current_thread() is not threading.main_thread():
+    if not thread_lives and threading.current_thread() is not threading.main_thread():
         log.debug("not arming the parent-death signal: starting from a non-main thread")
         return None
     libc = ctypes.CDLL(None, use_errno=True)  # resolved here, not in the forked child
@@ -281,8 +289,14 @@ class _Supervised:
         """Whether our child process is alive (it may still be starting up)."""
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, *, timeout: float = 60.0) -> None:
-        """Start the server and wait until it answers; a no-op if it already runs."""
+    def start(self, *, timeout: float = 60.0, abort: threading.Event | None = None,
+              thread_lives: bool = False) -> None:
+        """Start the server and wait until it answers; a no-op if it already runs.
+
+        ``abort`` (set by a shutdown) ends the wait early: the half-started child is stopped and
+        :class:`EmbeddedServerError` raised, so a restart in progress never holds a shutdown up.
+        ``thread_lives``: see :func:`_die_with_parent`.
+        """
         with self._lock:
             if self.is_running():
                 return
@@ -299,9 +313,34 @@ class _Supervised:
             self._port = port
             self._remember_port(port)
             self._prepare()
-            self._launch(port, timeout=timeout)
+            self._launch(port, timeout=timeout, abort=abort, thread_lives=thread_lives)
 
-    def _launch(self, port: int, *, timeout: float) -> None:
+    def exit_status(self) -> int | None:
+        """The exit status of our child if it died on its own (reaping it), else None.
+
+        ``poll()`` is the ``waitpid`` that turns a dead child from a zombie into nothing: a
+        zombie PostgreSQL still "exists" for every pid check and blocks a clean restart.
+        """
+        with self._lock:
+            proc = self._proc
+            if proc is None:
+                return None
+            return proc.poll()
+
+    def forget_child(self) -> None:
+        """Drop a dead child (after :meth:`exit_status` reaped it) so the next start launches anew."""
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is not None:
+                self._proc = None
+                self._close_log()
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._proc
+        return None if proc is None else proc.pid
+
+    def _launch(self, port: int, *, timeout: float, abort: threading.Event | None = None,
+                thread_lives: bool = False) -> None:
         self._log_handle = open(self.log_file, "ab")  # noqa: SIM115 - lives as long as the child
         kwargs = self._popen_kwargs()
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argv of a known binary
@@ -310,7 +349,7 @@ class _Supervised:
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent(self._stop_signal),
+            preexec_fn=_die_with_parent(self._stop_signal, thread_lives=thread_lives),
             **kwargs,
         )
         log.info("started %s (pid %d) on %s:%d, data in %s", type(self).__name__, self._proc.pid, self.host, port, self.data_dir)
@@ -327,6 +366,9 @@ class _Supervised:
                 )
             if self._ready(self._proc, port):
                 return
+            if abort is not None and abort.is_set():
+                self.stop(timeout=5.0)
+                raise EmbeddedServerError(f"{type(self).__name__} start abandoned: shutting down")
             if time.monotonic() > deadline:
                 self.stop()
                 raise EmbeddedServerError(
@@ -626,6 +668,242 @@ class EmbeddedRedis(_Supervised):
             if line.startswith(b"process_id:"):
                 return line.split(b":", 1)[1].strip() == str(proc.pid).encode()
         return False
+
+
+# ---------------------------------------------------------------- ownership
+
+
+#: In the data dir: the owner's record (JSON) and the lock the owner holds for as long as it lives.
+OWNER_RECORD = "stores.json"
+OWNER_LOCK = "stores.lock"
+
+
+def _process_start_time(pid: int) -> float | None:
+    """When ``pid`` started (seconds since the epoch), or None if there is no such process.
+
+    Start time and pid together name one process: a pid reused after the owner died has
+    another start time, so a stale record is told apart from a live owner.
+    """
+    import psutil
+
+    try:
+        return round(psutil.Process(pid).create_time(), 2)
+    except (psutil.Error, OSError):
+        return None
+
+
+@dataclass(frozen=True)
+class StoreOwner:
+    """The process that runs a data dir's embedded stores, and where they listen."""
+
+    pid: int
+    started: float
+    command: str
+    postgres_dsn: str | None
+    redis_url: str | None
+
+    def alive(self) -> bool:
+        return _process_start_time(self.pid) == self.started
+
+    def describe(self) -> str:
+        return f"pid {self.pid} ({self.command})"
+
+
+class DataDirClaim:
+    """One owner per data dir: the process that starts, restarts and stops its embedded stores.
+
+    The owner holds an exclusive ``flock`` on ``stores.lock`` for its whole life (the kernel
+    drops it when the process dies, however it dies) and publishes ``stores.json``: its pid,
+    start time, command, and the DSN/URL of the stores. Every other command on the same data
+    dir reads the record and connects to those stores; it never stops or restarts them (doing so
+    took a serving gate's PostgreSQL away under it).
+    """
+
+    def __init__(self, *, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self._fd: int | None = None
+
+    @property
+    def record_path(self) -> Path:
+        return self.data_dir / OWNER_RECORD
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def try_claim(self) -> bool:
+        """Become the owner if nobody alive is; True on success (idempotent)."""
+        import fcntl
+
+        if self._fd is not None:
+            return True
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.data_dir / OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def publish(self, *, postgres_dsn: str | None, redis_url: str | None) -> StoreOwner:
+        """Record this process as the owner (only while holding the claim)."""
+        if self._fd is None:
+            raise EmbeddedServerError(f"publishing the owner of {self.data_dir} without holding its claim")
+        started = _process_start_time(os.getpid())
+        assert started is not None
+        owner = StoreOwner(pid=os.getpid(), started=started, command=_command_line(),
+                           postgres_dsn=postgres_dsn, redis_url=redis_url)
+        tmp = self.record_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(dataclasses.asdict(owner)) + "\n")
+        os.replace(tmp, self.record_path)
+        return owner
+
+    def owner(self) -> StoreOwner | None:
+        """The recorded owner if that process is alive, else None (no record, unreadable, or stale)."""
+        try:
+            owner = StoreOwner(**json.loads(self.record_path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        return owner if owner.alive() else None
+
+    def wait_for_owner(self, *, timeout: float) -> StoreOwner | None:
+        """The live owner, waiting while it is still starting; None if the claim fell free meanwhile."""
+        deadline = time.monotonic() + timeout
+        while True:
+            owner = self.owner()
+            if owner is not None:  # possibly this very process, through another claim: same stores
+                return owner
+            if self.try_claim():
+                return None
+            if time.monotonic() > deadline:
+                raise EmbeddedServerError(
+                    f"the embedded stores in {self.data_dir} are locked by a process that has not published "
+                    f"where they listen within {timeout:.0f}s ({self.record_path}); is a gate still starting?"
+                )
+            time.sleep(0.1)
+
+    def release(self) -> None:
+        """Give the data dir up (after the stores are stopped)."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            if json.loads(self.record_path.read_text()).get("pid") == os.getpid():
+                self.record_path.unlink()
+        os.close(self._fd)  # drops the flock
+        self._fd = None
+
+
+def _command_line() -> str:
+    name = Path(sys.argv[0]).name if sys.argv else "python"
+    if name in ("__main__.py", "-m", "-c"):
+        name = "safety-gate"
+    return " ".join([name, *sys.argv[1:2]])
+
+
+# --------------------------------------------------------------- supervision
+
+
+class StoreSupervisor:
+    """Restarts embedded stores that die under a running owner, with backoff, and reaps them.
+
+    A thread of its own (not the event loop): a restart blocks for as long as PostgreSQL's
+    crash recovery takes, and the thread lives exactly as long as the servers should, so a
+    restarted child may be tied to it with the parent-death signal. The first restart comes
+    at once, each further one within ``max_backoff`` seconds; a server that stayed up for
+    ``stable_after`` seconds starts from the short delay again.
+    """
+
+    def __init__(self, *, servers: list[_Supervised], interval: float = 0.2, first_backoff: float = 0.5,
+                 max_backoff: float = 5.0, stable_after: float = 30.0, restart_timeout: float = 30.0,
+                 on_restart: Callable[[_Supervised], None] | None = None) -> None:
+        self.servers = servers
+        self.interval = interval
+        self.first_backoff = first_backoff
+        self.max_backoff = max_backoff
+        self.stable_after = stable_after
+        self.restart_timeout = restart_timeout
+        self.on_restart = on_restart
+        self.restarts = 0
+        self._backoff = {id(server): _Backoff(first=first_backoff, cap=max_backoff) for server in servers}
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def failures(self, server: _Supervised) -> int:
+        """Deaths and failed starts of ``server`` since it last stayed up ``stable_after`` seconds."""
+        return self._backoff[id(server)].failures
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="store-supervisor", daemon=True)
+            self._thread.start()
+
+    def stop(self, *, timeout: float = 15.0) -> bool:
+        """Stop watching (a restart in progress is abandoned); True if the thread ended in time."""
+        self._stopping.set()
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return True
+        thread.join(timeout)
+        if thread.is_alive():
+            log.error("the store supervisor did not stop within %.0fs", timeout)
+            return False
+        return True
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.interval):
+            now = time.monotonic()
+            for server in self.servers:
+                if self._stopping.is_set():
+                    return
+                backoff = self._backoff[id(server)]
+                if server.is_running():
+                    if now - backoff.since_start > self.stable_after:
+                        backoff.reset()
+                    continue
+                self._maybe_restart(server, backoff, now=now)
+
+    def _maybe_restart(self, server: _Supervised, backoff: _Backoff, *, now: float) -> None:
+        pid, status = server.pid, server.exit_status()  # reaps the dead child: no zombie left behind
+        if pid is not None:
+            server.forget_child()
+            delay = backoff.schedule(now=now)
+            log.error("%s (pid %s) died (exit status %s); restarting it in %.1fs",
+                      type(server).__name__, pid, status, delay)
+        if now < backoff.next_try:
+            return
+        try:
+            server.start(timeout=self.restart_timeout, abort=self._stopping, thread_lives=True)
+        except (EmbeddedServerError, OSError) as exc:
+            delay = backoff.schedule(now=time.monotonic())
+            log.error("restarting %s failed, next try in %.1fs: %s", type(server).__name__, delay, exc)
+            return
+        backoff.since_start = time.monotonic()
+        self.restarts += 1
+        log.warning("restarted %s (pid %s) on port %s", type(server).__name__, server.pid, server.port)
+        if self.on_restart is not None:
+            self.on_restart(server)
+
+
+class _Backoff:
+    """Delays between restarts of one server: none the first time, then doubling up to ``cap``."""
+
+    def __init__(self, *, first: float, cap: float) -> None:
+        self.first, self.cap = first, cap
+        self.failures = 0
+        self.next_try = 0.0
+        self.since_start = time.monotonic()
+
+    def schedule(self, *, now: float) -> float:
+        """A death or a failed start: when to try next. Returns the delay."""
+        delay = 0.0 if self.failures == 0 else min(self.cap, self.first * 2 ** (self.failures - 1))
+        self.failures += 1
+        self.next_try = now + delay
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
 
 
 # ------------------------------------------------------------- choose a server

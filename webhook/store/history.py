@@ -41,6 +41,9 @@ POSTGRES_ERRORS = (
     OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.ConnectionFailureError, asyncpg.exceptions.TooManyConnectionsError,
+    # A server that died: mid-query (ConnectionDoesNotExistError), or on an idle pooled connection
+    # whose FATAL arrived before its EOF (InternalClientError "another operation is in progress").
+    asyncpg.PostgresConnectionError, asyncpg.exceptions.InternalClientError,
 )
 RESTRICTION_MEMORY = datetime.timedelta(hours=48)
 T = TypeVar("T")
