@@ -45,10 +45,10 @@ def load_policy_text(text: str, *, origin: str = "policy") -> list[PatternPolicy
 
 
 def describe(item: object, place: str) -> str:
-    """``document 2 (OscillationPattern shop-scale)``: where the bad document is, and its name if it has one."""
+    """``document 2, OscillationPattern shop-scale``: where the bad document is, and its name if it has one."""
     name = (item.get("metadata") or {}).get("name") if isinstance(item, dict) else None
     if isinstance(name, str) and name:
-        return f"{place} (OscillationPattern {name})"
+        return f"{place}, OscillationPattern {name}"
     return place
 
 

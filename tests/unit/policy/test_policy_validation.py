@@ -130,7 +130,7 @@ def test_a_file_error_names_the_file_the_document_and_every_field():
     with pytest.raises(PolicyError) as error:
         load_policy_text(stream(SCALE, bad), origin="policy.yaml")
     text = str(error.value)
-    assert text.startswith("policy.yaml: document 2 (OscillationPattern too-long): ")
+    assert text.startswith("policy.yaml: document 2, OscillationPattern too-long: ")
     assert "spec.preventionStrategy.parameters.escalateWindow: invalid duration '1 day'" in text
     assert "spec.patternDefinition.detectionCriteria.timeWindow: '999999d' is out of range" in text
 
@@ -138,7 +138,7 @@ def test_a_file_error_names_the_file_the_document_and_every_field():
 def test_a_list_item_and_an_unnamed_document_are_located_too():
     listed = {"apiVersion": "v1", "kind": "List",
               "items": [SCALE, changed("spec.preventionStrategy.parameters.blockDuration", "1y")]}
-    with pytest.raises(PolicyError, match=r"document 1 item 2 \(OscillationPattern shop-scale\): "
+    with pytest.raises(PolicyError, match=r"document 1 item 2, OscillationPattern shop-scale: "
                                           r"spec\.preventionStrategy\.parameters\.blockDuration"):
         load_policy_text(stream(listed))
     unnamed = copy.deepcopy(SCALE)
@@ -149,7 +149,7 @@ def test_a_list_item_and_an_unnamed_document_are_located_too():
 
 def test_empty_documents_keep_the_numbering_of_the_file():
     text = stream(SCALE) + "---\n---\n" + stream(changed("spec.preventionStrategy.parameters.x", "1"))
-    with pytest.raises(PolicyError, match="document 3 "):  # the second document is empty
+    with pytest.raises(PolicyError, match="document 3, "):  # the second document is empty
         load_policy_text(text)
 
 
