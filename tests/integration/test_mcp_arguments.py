@@ -39,6 +39,9 @@ def test_bad_arguments_are_tool_errors_that_name_the_argument(gate, fresh_databa
         ("validate_action_safety", {**TARGET, "proposed_action": "scale_deployment",
                                     "current_state": {"replicas": "many", "target_replicas": 3}},
          "current_state.replicas"),
+        ("validate_action_safety", {**TARGET, "proposed_action": "scale_deployment",
+                                    "current_state": {"replicas": 2.5}, "target_replicas": 3},
+         "current_state.replicas"),
         ("validate_action_safety", {**TARGET, "proposed_action": "restart_deployment",
                                     "current_state": {"alert_name": 5}}, "current_state.alert_name"),
         ("validate_action_safety", {**TARGET, "proposed_action": "scale_deployment", "actor": "a\nb"}, "actor"),
@@ -57,7 +60,7 @@ def test_bad_arguments_are_tool_errors_that_name_the_argument(gate, fresh_databa
                                   time_range="3650d")
             assert at_limit["total_actions"] == 0
             verdict = await call(client, "validate_action_safety", **TARGET, proposed_action="scale_deployment",
-                                 current_state={"replicas": "3"}, target_replicas=2**31 - 1)
+                                 current_state={"replicas": 3.0}, target_replicas=2**31 - 1)
             assert verdict["allowed"] is True and verdict["request_kind"] == "scale-subresource"
 
     run(session())

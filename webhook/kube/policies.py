@@ -33,6 +33,7 @@ import datetime
 import functools
 import hashlib
 import logging
+import socket
 from typing import Any
 
 import kubernetes.client
@@ -149,7 +150,7 @@ def rejection_event(obj: dict[str, Any], wanted: dict[str, Any], *, now: datetim
                            "resourceVersion": meta.get("resourceVersion")},
         "type": "Warning", "reason": "InvalidPolicy", "message": wanted["message"][:1024],
         "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
-        "reportingInstance": COMPONENT, "action": "Validate",
+        "reportingInstance": socket.gethostname()[:128], "action": "Validate",
         "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
     }
 

@@ -311,6 +311,8 @@ def _int(value: Any, *, name: str) -> int | None:
         return None
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 10:
         value = int(value)
+    elif isinstance(value, float) and value.is_integer() and abs(value) <= MAX_REPLICAS:
+        value = int(value)  # JSON has one number type: 3.0 is 3
     if isinstance(value, bool) or not isinstance(value, int):
         raise ToolInputError(f"{name}: must be a replica count from 0 to {MAX_REPLICAS}, got {value!r}"[:300])
     return _replicas(name, value)
