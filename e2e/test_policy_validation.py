@@ -164,6 +164,17 @@ def test_an_invalid_object_keeps_the_last_valid_policy_in_force_and_says_why(clu
             assert res.returncode == 0 and "Warning: safety-gate: would deny: scale-oscillation" in res.stderr, \
                 res.stderr
             assert "unchecked" not in res.stderr
+        # The accepted version is recorded on the object: a gate restarted meanwhile keeps it in force too.
+        recorded = json.loads(cluster.kubectl_json("get", "oscillationpattern", name)["status"]["acceptedSpec"])
+        assert recorded["enforcementAction"] == "warn"
+        assert recorded["preventionStrategy"]["parameters"] == {"cooldownPeriod": "30m"}
+        gate.stop()
+        gate.start()
+        gate.wait_gating()
+        wait_for(warned, timeout=60, interval=0.3, description="the last valid version in force after a restart")
+        for _ in range(3):
+            res = scale(cluster, namespace, 3, as_user=agent, dry_run=True)
+            assert res.returncode == 0 and "would deny: scale-oscillation" in res.stderr, res.stderr
 
         # A new bad object changes nothing either: an enforcing policy that would refuse is not applied.
         new = scale_policy(fresh, namespace=namespace, cooldown="30m", enforcement="enforce")

@@ -20,7 +20,8 @@ parameter range-checked) is never applied. The CRD's schema refuses most mistake
 server, but not in a cluster whose CRD predates a rule (Helm never upgrades ``crds/``), so the
 gate judges every object itself. A bad edit leaves the object's last valid version in force — a
 typo must not silently drop a team's cooling period back to the defaults — and a bad new object
-changes nothing. Either way the object gets the condition ``Accepted=False`` with the reason and
+changes nothing. The last accepted spec is recorded in the object's status (``acceptedSpec``),
+so every replica, and a gate that restarts meanwhile, keeps the same version in force. Either way the object gets the condition ``Accepted=False`` with the reason and
 every field at fault, and a Warning Event says the same (``kubectl describe op NAME``); a valid
 one gets ``Accepted=True``.
 """
@@ -32,6 +33,7 @@ import dataclasses
 import datetime
 import functools
 import hashlib
+import json
 import logging
 import socket
 from typing import Any
@@ -49,6 +51,7 @@ from webhook.policy.resolved import PatternPolicy
 logger = logging.getLogger(__name__)
 
 ACCEPTED = "Accepted"
+ACCEPTED_SPEC = "acceptedSpec"   # status: the spec of the last accepted version, as JSON
 KIND = "OscillationPattern"
 # Events about cluster-scoped objects live in "default", where kubectl describe looks for them.
 EVENT_NAMESPACE = "default"
@@ -95,6 +98,25 @@ def parse_pattern(obj: dict[str, Any]) -> PatternPolicy | None:
     return judgement.policy
 
 
+def last_accepted(obj: dict[str, Any]) -> PatternPolicy | None:
+    """The policy of the version the gate last accepted (``status.acceptedSpec``), if any.
+
+    It is what stays in force while a later version is invalid. Kept in the object, not only in
+    memory, so a gate that restarts — or another replica — keeps the same policy in force.
+    """
+    raw = (obj.get("status") or {}).get(ACCEPTED_SPEC)
+    if not isinstance(raw, str):
+        return None
+    try:
+        spec = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(spec, dict):
+        return None
+    return judge({"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": obj.get("metadata") or {},
+                  "spec": spec}).policy
+
+
 def condition(judgement: Judgement, *, kept: PatternPolicy | None, now: datetime.datetime) -> dict[str, Any]:
     """The ``Accepted`` condition (the shape of metav1.Condition) for what the gate made of it."""
     if judgement.accepted:
@@ -113,19 +135,29 @@ def condition(judgement: Judgement, *, kept: PatternPolicy | None, now: datetime
 
 
 def status_patch(obj: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any] | None:
-    """A merge patch setting ``wanted`` among the object's conditions, or None when it is already there.
+    """A merge patch setting ``wanted`` among the object's conditions (and, for an accepted
+    version, its spec as ``acceptedSpec``), or None when both are already there.
 
     Comparing without the transition time keeps replicas (and the watch event each write causes)
-    from rewriting the same condition over and over; the time changes only with the status.
+    from rewriting the same condition over and over; the time changes only with the status. The
+    accepted spec is a JSON string so that a merge patch replaces it whole.
     """
-    conditions = [c for c in ((obj.get("status") or {}).get("conditions") or []) if isinstance(c, dict)]
+    status = obj.get("status") or {}
+    conditions = [c for c in (status.get("conditions") or []) if isinstance(c, dict)]
     current = next((c for c in conditions if c.get("type") == ACCEPTED), None)
-    if current is not None and _same(current, wanted):
+    accepted_spec = None
+    if wanted["status"] == "True":
+        accepted_spec = json.dumps(obj.get("spec") or {}, sort_keys=True, separators=(",", ":"))
+    spec_current = accepted_spec is None or status.get(ACCEPTED_SPEC) == accepted_spec
+    if current is not None and _same(current, wanted) and spec_current:
         return None
     if current is not None and current.get("status") == wanted["status"]:
         wanted = {**wanted, "lastTransitionTime": current.get("lastTransitionTime", wanted["lastTransitionTime"])}
     others = [c for c in conditions if c.get("type") != ACCEPTED]
-    return {"status": {"conditions": [*others, wanted]}}
+    patch: dict[str, Any] = {"conditions": [*others, wanted]}
+    if accepted_spec is not None:
+        patch[ACCEPTED_SPEC] = accepted_spec
+    return {"status": patch}
 
 
 def _same(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -188,10 +220,11 @@ class PolicyWatcher:
         previous, self._objects = self._objects, {}
         for obj in items:
             judgement = judge(obj)
-            kept = judgement.policy or previous.get(judgement.name)
-            if kept is not None:
-                self._objects[judgement.name] = kept
-            self._judged(obj, judgement, kept=previous.get(judgement.name))
+            kept = previous.get(judgement.name) or last_accepted(obj)
+            in_force = judgement.policy or kept
+            if in_force is not None:
+                self._objects[judgement.name] = in_force
+            self._judged(obj, judgement, kept=kept)
         self._publish()
 
     async def _on_event(self, kind: str, obj: dict[str, Any]) -> None:
@@ -202,12 +235,14 @@ class PolicyWatcher:
             self._objects.pop(name, None)
         elif kind in ("ADDED", "MODIFIED"):
             judgement = judge(obj)
-            kept = self._objects.get(name)
-            if judgement.policy is not None:
-                self._objects[name] = judgement.policy
-            self._judged(obj, judgement, kept=kept)
-            if judgement.policy is None:
+            kept = self._objects.get(name) or last_accepted(obj)
+            if judgement.policy is None and kept is self._objects.get(name):
+                self._judged(obj, judgement, kept=kept)
                 return  # nothing changed in force
+            in_force = judgement.policy or kept
+            assert in_force is not None
+            self._objects[name] = in_force
+            self._judged(obj, judgement, kept=kept)
         else:
             return
         self._publish()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import json
 
-from webhook.kube.policies import condition, judge, rejection_event, status_patch
+from webhook.kube.policies import condition, judge, last_accepted, rejection_event, status_patch
 
 NOW = datetime.datetime(2026, 12, 1, 8, 0, tzinfo=datetime.timezone.utc)
 
@@ -43,9 +44,11 @@ def test_the_condition_is_written_only_when_it_changes():
     obj = pattern(cooldownPeriod="10m")
     wanted = condition(judge(obj), kept=None, now=NOW)
     patch = status_patch(obj, wanted)
-    assert patch == {"status": {"conditions": [wanted]}}
+    assert patch == {"status": {"conditions": [wanted], "acceptedSpec": json.dumps(obj["spec"], sort_keys=True,
+                                                                                   separators=(",", ":"))}}
     # The watch event the write causes (another replica, a later time) writes nothing more.
-    obj["status"] = {"conditions": [{"type": "Ready", "status": "True"}, wanted]}
+    obj["status"] = {"conditions": [{"type": "Ready", "status": "True"}, wanted],
+                     "acceptedSpec": patch["status"]["acceptedSpec"]}
     later = condition(judge(obj), kept=None, now=NOW + datetime.timedelta(minutes=5))
     assert status_patch(obj, later) is None
     # A new generation is written, keeping the transition time while the status holds, and other conditions.
@@ -59,6 +62,19 @@ def test_the_condition_is_written_only_when_it_changes():
     broken["status"] = obj["status"]
     flipped = status_patch(broken, condition(judge(broken), kept=None, now=NOW + datetime.timedelta(minutes=9)))
     assert flipped is not None and flipped["status"]["conditions"][1]["lastTransitionTime"] == "2026-12-01T08:09:00Z"
+    assert "acceptedSpec" not in flipped["status"]  # a refused version never replaces the accepted one
+
+
+def test_the_last_accepted_version_is_read_back_from_the_status():
+    good = pattern(cooldownPeriod="10m")
+    recorded = status_patch(good, condition(judge(good), kept=None, now=NOW))["status"]
+    broken = pattern(generation=4, escalateWindow="1 day")
+    assert last_accepted(broken) is None
+    broken["status"] = recorded
+    kept = last_accepted(broken)
+    assert kept is not None and kept.duration("cooldownPeriod", "30m") == datetime.timedelta(minutes=10)
+    broken["status"] = {**recorded, "acceptedSpec": "{not json"}
+    assert last_accepted(broken) is None
 
 
 def test_one_event_name_per_bad_version_so_replicas_do_not_repeat_it():
