@@ -212,10 +212,6 @@ class PolicyWatcher:
             task.cancel()
         await asyncio.gather(*self._reports, return_exceptions=True)
 
-    async def settled(self) -> None:
-        """Wait for the status and Event writes started so far (tests, shutdown)."""
-        await asyncio.gather(*self._reports, return_exceptions=True)
-
     async def _on_sync(self, items: list[dict[str, Any]]) -> None:
         previous, self._objects = self._objects, {}
         for obj in items:
