@@ -30,6 +30,8 @@ CHART_VALUES = pathlib.Path(__file__).resolve().parents[2] / "chart" / "values"
 def test_the_chart_fixtures_policies_are_valid():
     checked = 0
     for path in sorted(CHART_VALUES.glob("*.yaml")):
+        if path.name.startswith("invalid-"):  # the chart's own refusal tests
+            continue
         values = yaml.safe_load(path.read_text()) or {}
         text = values.get("policyFile")
         if isinstance(text, str):
