@@ -64,8 +64,7 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 
 _TEXT = {"type": "string", "maxLength": 253, "pattern": r"^[^\x00-\x1f\x7f]*$"}
 _DURATION = r"^[0-9]{1,6}[smhdw]$"
-_MOMENT = {"type": "string", "description": "RFC 3339 time within the years 1-9999 in UTC, or a duration "
-                                            "before now such as 2h or 7d (at most 3650d)",
+_MOMENT = {"type": "string", "description": "RFC 3339 time, or a duration before now such as 2h or 7d",
            "pattern": r"^([0-9]{1,6}[smhdw]|[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}"
                       r"(\.[0-9]{1,6})?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?)?$"}
 
