@@ -28,6 +28,8 @@ GATE_CLUSTER_RULES = {
     (GROUP, "oscillationalerts", ()): ["get", "list", "watch", "create", "update", "patch"],
     (GROUP, "oscillationalerts/status", ()): ["get", "update", "patch"],
     (GROUP, "oscillationpatterns", ()): ["get", "list", "watch"],
+    (GROUP, "oscillationpatterns/status", ()): ["patch"],  # the Accepted condition of each policy
+    ("", "events", ()): ["create"],                         # why a policy is not applied
     (GROUP, "actionhistorysummaries", ()): ["get", "list", "create", "patch", "delete"],
     (GROUP, "effectivenessmetrics", ()): ["get", "list", "create", "patch", "delete"],
     ("apps", "deployments", ()): ["get", "list", "watch"],

@@ -23,7 +23,7 @@ from tests import reviews
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TABLES = ("resource_action_traces", "admission_decisions", "restrictions", "oscillation_detections")
 TOOLS = {"check_action_history", "detect_oscillation_patterns", "get_action_effectiveness", "validate_action_safety"}
-SECONDS_LEFT = re.compile(r"\(\d+s left\)")
+SECONDS_LEFT = re.compile(r"\(\d+s left\)|\bin \d+s\b")  # and spans under a minute, said in seconds
 
 
 def run(coroutine):

@@ -117,10 +117,11 @@ class Decision:
         return self.refused_by.pattern.value if self.refused_by else ""
 
     def response(self) -> dict[str, Any]:
+        warnings = messages.split_warnings(self.warnings)  # each ≤120 characters, nothing cut
         if self.allowed:
-            return responses.allowed(self.event.uid, warnings=self.warnings)
+            return responses.allowed(self.event.uid, warnings=warnings)
         assert self.code is not None and self.message is not None
-        return responses.denied(self.event.uid, code=self.code, message=self.message, warnings=self.warnings)
+        return responses.denied(self.event.uid, code=self.code, message=self.message, warnings=warnings)
 
     def without_effects(self) -> Decision:
         """``request.dryRun``: the same answer, nothing remembered (DESIGN §5)."""

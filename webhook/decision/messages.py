@@ -87,3 +87,61 @@ def would_deny(finding: Finding, target: TargetRef | None) -> str:
 
 def near_miss(finding: Finding, target: TargetRef | None) -> str:
     return f"{PREFIX} one more such change triggers {subject(finding.pattern.value, target, finding.scope)}"
+
+
+WARNING_LIMIT = 120  # what the API server keeps of one admission warning (DESIGN §5)
+_CONTINUED = PREFIX + " "
+
+
+def warning_lines(text: str, *, limit: int = WARNING_LIMIT) -> list[str]:
+    """One message as admission warnings of at most ``limit`` characters each, nothing cut.
+
+    A person's refusal-turned-warning is a whole decision message, longer than a warning may be;
+    clipped, it lost exactly the parts a person acts on (until when, which alert). So it is split
+    at its clauses (``; ``), each line marked ``safety-gate:``; a clause too long for a line (long
+    names) is wrapped at spaces, and a word too long for one at the limit.
+    """
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return [text]
+    body = text[len(PREFIX):].lstrip() if text.startswith(PREFIX) else text
+    width = limit - len(_CONTINUED)
+    lines: list[str] = []
+    current = ""
+    for clause in body.split("; "):
+        joined = f"{current}; {clause}" if current else clause
+        if len(joined) <= width:
+            current = joined
+            continue
+        if current:
+            lines.append(current)
+        pieces = _wrap(clause, width)
+        lines.extend(pieces[:-1])
+        current = pieces[-1]
+    if current:
+        lines.append(current)
+    return [_CONTINUED + line for line in lines]
+
+
+def split_warnings(warnings: Sequence[str], *, limit: int = WARNING_LIMIT) -> list[str]:
+    return [line for warning in warnings for line in warning_lines(warning, limit=limit)]
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines: list[str] = []
+    current = ""
+    for word in text.split(" "):
+        while len(word) > width:
+            if current:
+                lines.append(current)
+                current = ""
+            lines.append(word[:width])
+            word = word[width:]
+        joined = f"{current} {word}" if current else word
+        if len(joined) <= width:
+            current = joined
+        else:
+            lines.append(current)
+            current = word
+    lines.append(current)
+    return [line for line in lines if line] or [""]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import re
 from collections.abc import Sequence
 
@@ -36,7 +37,7 @@ class Restriction:
     def refuses(self, event: ActionEvent, *, now: datetime.datetime) -> bool:
         if self.until <= now:
             return False
-        if self.applies == Applies.REPLICAS and not event.is_scale:
+        if self.applies == Applies.REPLICAS and not changes_replicas(event):
             return False
         if self.scope.startswith("target/"):
             return event.target is not None and self.scope == target_scope(event.target)
@@ -61,6 +62,21 @@ class Restriction:
             until=datetime.datetime.fromisoformat(str(data["until"])), alert=str(data["alert"]),
             evidence=str(data["evidence"]), target_key=data.get("target_key") and str(data["target_key"]),
         )
+
+
+def changes_replicas(event: ActionEvent) -> bool:
+    """Whether a restriction on replica changes refuses this action.
+
+    A replica change seen in the request, or an action whose type says it scales: a PipelineRun
+    with ``ACTION_TYPE=scale_deployment`` changes replicas as surely as ``kubectl scale`` does,
+    only later and out of the gate's sight, so a cooling period on its target refuses it too.
+    """
+    if event.is_scale:
+        return True
+    return _SEPARATORS.sub("_", event.action_type.lower()).startswith("scale")
+
+
+_SEPARATORS = re.compile(r"[^a-z0-9]+")
 
 
 def target_scope(target: TargetRef) -> str:
@@ -107,13 +123,26 @@ _DNS_UNSAFE = re.compile(r"[^a-z0-9-]+")
 
 
 def alert_name(*, pattern: PatternType, target: TargetRef | None, actor: str, scope: str) -> str:
-    """The OscillationAlert's name: one alert per target and pattern (per actor for budgets)."""
+    """The OscillationAlert's name: one alert per target and pattern (per actor for budgets).
+
+    An actor's alert must be its own: an approval of it releases that actor's block, and
+    ``remediation:agent`` and ``staging:agent`` are two agents. So the name carries the service
+    account's namespace, and a digest of the whole username for the names that would still meet
+    once spelled as a Kubernetes name (``a-b:c`` and ``a:b-c``, or case).
+    """
     if pattern is PatternType.CASCADING_FAILURE or target is None:
-        subject = actor.rsplit(":", 1)[-1]
-        raw = f"{subject}-{pattern.value}" + ("-cluster" if scope == "cluster" else "")
-    else:
-        raw = f"{target.kind}-{target.name}-{pattern.value}"
-    return dns_name(raw)
+        raw = f"{_actor_words(actor)}-{pattern.value}" + ("-cluster" if scope == "cluster" else "")
+        digest = hashlib.sha256(actor.encode()).hexdigest()[:8]
+        return f"{dns_name(raw)[:244].rstrip('-')}-{digest}"
+    return dns_name(f"{target.kind}-{target.name}-{pattern.value}")
+
+
+def _actor_words(actor: str) -> str:
+    """``agent-remediation`` for ``system:serviceaccount:remediation:agent``; people by username."""
+    parts = actor.split(":")
+    if len(parts) == 4 and actor.startswith("system:serviceaccount:"):
+        return f"{parts[3]}-{parts[2]}"
+    return actor
 
 
 def dns_name(raw: str) -> str:

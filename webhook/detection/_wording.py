@@ -10,13 +10,16 @@ import datetime
 
 
 def span(start: datetime.datetime, end: datetime.datetime) -> str:
-    """Whole minutes from ``start`` to ``end``: ``41m``, ``2h``, ``2h10m``.
+    """From ``start`` to ``end``, rounded down: ``41s``, ``41m``, ``2h``, ``2h10m``.
 
-    Rounded down, and never below ``1m``: "in 0m" reads like a bug, and a pattern that formed
-    within one minute is still fairly described as "in 1m". All detectors use this one rule.
+    Under a minute it is said in seconds: three changes in 40 seconds are a runaway agent, and
+    calling that "1m" hid it. It never reads "0s" — two changes in the same second are said as
+    "1s". From a minute up, whole minutes. All detectors use this one rule.
     """
-    minutes = max(1, int((end - start).total_seconds() // 60))
-    hours, rest = divmod(minutes, 60)
+    seconds = int((end - start).total_seconds())
+    if seconds < 60:
+        return f"{max(1, seconds)}s"
+    hours, rest = divmod(seconds // 60, 60)
     if not hours:
         return f"{rest}m"
     if not rest:

@@ -110,7 +110,7 @@ def build_server(runtime: Runtime, *, log_level: str = "INFO") -> MCPServer:
             description="Who will act (Kubernetes username, e.g. system:serviceaccount:NS:NAME); "
                         f"default {tools.DEFAULT_ACTOR}")] = None,
         target_replicas: Annotated[int | None, Field(description="For scale actions: the replica count wanted",
-                                                     ge=0)] = None,
+                                                     ge=0, le=tools.MAX_REPLICAS)] = None,
     ) -> dict[str, Any]:
         """Validate whether a proposed action is safe given the workload's history: the admission webhook's
         verdict for it right now (allowed, HTTP code, message, pattern, evidence). Records nothing."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,16 +37,50 @@ class ToolInputError(ValueError):
     """A tool argument the caller must fix; the message says which and how."""
 
 
+MAX_LOOKBACK = datetime.timedelta(days=3650)
+MAX_NAME = 253          # a Kubernetes object name
+MAX_WORD = 128          # an action type, a pattern name
+MAX_TEXT = 1024         # a username, a scope, an alert name
+MAX_REPLICAS = 2**31 - 1  # spec.replicas is an int32
+MAX_PATTERN_TYPES = 16
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _duration(name: str, text: str) -> datetime.timedelta:
+    """A look-back the history can answer: 1s to 3650d (beyond, ``now - it`` leaves the calendar)."""
+    _text(name, text, max_length=MAX_WORD)
     try:
-        return parse_duration(text)
+        value = parse_duration(text)
     except DurationError as exc:
         raise ToolInputError(f"{name}: {exc}") from None
+    if not datetime.timedelta(seconds=1) <= value <= MAX_LOOKBACK:
+        raise ToolInputError(f"{name}: {text!r} is out of range: from 1s to 3650d (e.g. 2h, 7d, 30d)")
+    return value
+
+
+def _text(name: str, value: object, *, max_length: int, required: bool = True) -> str:
+    """A string argument as the store can hold it: no NUL or control characters, bounded length."""
+    if not isinstance(value, str):
+        raise ToolInputError(f"{name}: must be a string, got {type(value).__name__}")
+    if required and not value.strip():
+        raise ToolInputError(f"{name}: is required and must not be empty")
+    if len(value) > max_length:
+        raise ToolInputError(f"{name}: is longer than {max_length} characters ({len(value)})")
+    if _CONTROL.search(value):
+        raise ToolInputError(f"{name}: must not contain control characters")
+    return value
+
+
+def _replicas(name: str, value: int | None) -> int | None:
+    if value is not None and not 0 <= value <= MAX_REPLICAS:
+        raise ToolInputError(f"{name}: must be a replica count from 0 to {MAX_REPLICAS}, got {value}")
+    return value
 
 
 def _target(namespace: str, kind: str, name: str) -> TargetRef:
-    if not namespace or not kind or not name:
-        raise ToolInputError("namespace, resource kind and resource name are all required")
+    _text("namespace", namespace, max_length=MAX_NAME)
+    _text("resource_kind", kind, max_length=MAX_WORD)
+    _text("resource_name", name, max_length=MAX_NAME)
     return TargetRef(namespace=namespace, kind=canonical_kind(kind), name=name)
 
 
@@ -132,8 +167,11 @@ async def check_action_history(runtime: Runtime, *, namespace: str, resource_kin
 def _pattern_types(names: Sequence[str] | None) -> list[PatternType]:
     if not names:
         return list(PatternType)
+    if len(names) > MAX_PATTERN_TYPES:
+        raise ToolInputError(f"pattern_types: at most {MAX_PATTERN_TYPES} names, got {len(names)}")
     chosen = []
     for name in names:
+        _text("pattern_types", name, max_length=MAX_WORD)
         try:
             chosen.append(PatternType(name.strip().lower().replace("_", "-")))
         except ValueError:
@@ -226,6 +264,8 @@ def _stats(row: Mapping[str, Any] | None) -> dict[str, Any]:
 
 async def get_action_effectiveness(runtime: Runtime, *, action_type: str, scope: str = "global",
                                    time_period: str = "30d") -> dict[str, Any]:
+    _text("action_type", action_type, max_length=MAX_WORD, required=False)
+    _text("scope", scope, max_length=MAX_TEXT, required=False)
     label, namespace, kind, group_by = _scope(scope)
     period = _duration("time_period", time_period)
     wanted = None if action_type.strip() in ("", "*", "all") else action_type.strip()
@@ -265,14 +305,17 @@ def _groups(actor: str) -> list[str]:
     return ["system:authenticated"]
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
+def _int(value: Any, *, name: str) -> int | None:
+    """A replica count from ``current_state``: absent, or a count a Deployment can hold."""
+    if value is None:
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 10:
+        value = int(value)
+    elif isinstance(value, float) and value.is_integer() and abs(value) <= MAX_REPLICAS:
+        value = int(value)  # JSON has one number type: 3.0 is 3
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ToolInputError(f"{name}: must be a replica count from 0 to {MAX_REPLICAS}, got {value!r}"[:300])
+    return _replicas(name, value)
 
 
 def proposed_request(*, target: TargetRef, proposed_action: str, current_state: Mapping[str, Any],
@@ -286,9 +329,12 @@ def proposed_request(*, target: TargetRef, proposed_action: str, current_state: 
     """
     uid = f"mcp-{uuid.uuid4()}"
     user = {"username": actor, "groups": _groups(actor)}
-    before = _int(current_state.get("replicas"))
-    after = target_replicas if target_replicas is not None else _int(
-        current_state.get("target_replicas", current_state.get("desired_replicas")))
+    before = _int(current_state.get("replicas"), name="current_state.replicas")
+    if target_replicas is not None:
+        after = _replicas("target_replicas", target_replicas)
+    else:
+        key = "target_replicas" if "target_replicas" in current_state else "desired_replicas"
+        after = _int(current_state.get(key), name=f"current_state.{key}")
     resource = {"Deployment": "deployments", "StatefulSet": "statefulsets"}.get(target.kind)
     if proposed_action.startswith("scale_") and resource and before is not None and after is not None:
         def scale(replicas: int) -> dict[str, Any]:
@@ -306,8 +352,9 @@ def proposed_request(*, target: TargetRef, proposed_action: str, current_state: 
     params = [{"name": "ACTION_TYPE", "value": proposed_action},
               {"name": "TARGET_RESOURCE", "value": target.key}]
     alert = current_state.get("alert_name")
-    if isinstance(alert, str) and alert:
-        params.append({"name": "ALERT_NAME", "value": alert})
+    if alert is not None:
+        params.append({"name": "ALERT_NAME",
+                       "value": _text("current_state.alert_name", alert, max_length=MAX_TEXT)})
     request = {
         "uid": uid, "kind": {"group": "tekton.dev", "version": "v1", "kind": "PipelineRun"},
         "resource": {"group": "tekton.dev", "version": "v1", "resource": "pipelineruns"},
@@ -322,10 +369,11 @@ def proposed_request(*, target: TargetRef, proposed_action: str, current_state: 
 async def validate_action_safety(runtime: Runtime, *, namespace: str, resource_name: str, proposed_action: str,
                                  current_state: Mapping[str, Any] | None = None, resource_kind: str = "Deployment",
                                  actor: str | None = None, target_replicas: int | None = None) -> dict[str, Any]:
-    if not proposed_action or not proposed_action.strip():
+    if not isinstance(proposed_action, str) or not proposed_action.strip():
         raise ToolInputError("proposed_action is required, e.g. scale_deployment or increase_resources")
+    _text("proposed_action", proposed_action, max_length=MAX_WORD)
     target = _target(namespace, resource_kind, resource_name)
-    who = actor or DEFAULT_ACTOR
+    who = _text("actor", actor, max_length=MAX_TEXT) if actor is not None else DEFAULT_ACTOR
     shape, request = proposed_request(target=target, proposed_action=proposed_action.strip(),
                                       current_state=current_state or {}, actor=who, target_replicas=target_replicas)
     assert runtime.gate is not None

@@ -16,7 +16,10 @@ def parse_duration(text: str) -> datetime.timedelta:
     if not match:
         raise DurationError(f"invalid duration {text!r}: expected a number followed by s, m, h or d (e.g. 30m)")
     amount, unit = match.groups()
-    return datetime.timedelta(seconds=int(amount) * _UNITS[unit])
+    try:
+        return datetime.timedelta(seconds=int(amount) * _UNITS[unit])
+    except OverflowError:
+        raise DurationError(f"invalid duration {text!r}: far too long") from None
 
 
 def format_duration(delta: datetime.timedelta) -> str:

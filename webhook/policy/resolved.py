@@ -8,6 +8,7 @@ import fnmatch
 from collections.abc import Iterable, Mapping
 
 from webhook.actions.model import TargetRef
+from webhook.policy import validation
 from webhook.policy.durations import parse_duration
 from webhook.policy.model import Enforcement, OscillationPattern, PatternType, ResourceScope, Strategy
 
@@ -59,6 +60,8 @@ class PatternPolicy:
 
     @classmethod
     def from_document(cls, doc: OscillationPattern, *, source: str) -> PatternPolicy:
+        """The policy of a document whose every value is usable (else ``PolicyInvalid``)."""
+        validation.validate(doc)
         spec = doc.spec
         criteria = spec.patternDefinition.detectionCriteria
         return cls(

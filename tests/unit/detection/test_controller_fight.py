@@ -85,5 +85,5 @@ def test_not_a_replica_change_is_not_checked():
 def test_another_agent_counts_as_the_other_actor():
     finding = detect(scale(3, 5), scale(3, 5, at=-2), scale(5, 3, at=-1.5, actor=OTHER_AGENT))
     assert finding.counterpart == OTHER_AGENT
-    assert "5→3 1m after" in finding.summary  # 30 seconds: spans never read "0m"
+    assert "5→3 30s after" in finding.summary  # spans under a minute are said in seconds
     assert finding.confidence == 0.975

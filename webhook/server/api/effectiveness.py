@@ -24,7 +24,7 @@ from webhook.server.api.body import read_object
 from webhook.server.api.context import history_of, utcnow
 from webhook.server.api.errors import ApiError, validation_failed
 
-MAX_ID = 2**63 - 1
+MAX_ID = params.MAX_ID
 
 
 def service(request: Request) -> EffectivenessService:

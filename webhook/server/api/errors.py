@@ -42,6 +42,6 @@ def validation_failed(exc: pydantic.ValidationError, *, what: str = "body") -> A
 
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    path = scope.get("root_path", "") + scope.get("path", "")
+    path = scope.get("path", "")  # the whole path: starlette keeps the mount's prefix in it
     response = JSONResponse({"error": f"no API route {path!r}; see GET /api/v1/openapi.json"}, status_code=404)
     await response(scope, receive, send)

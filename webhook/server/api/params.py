@@ -15,6 +15,7 @@ _DURATION = re.compile(r"^([0-9]{1,6})([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_PERIOD = datetime.timedelta(days=3650)
+MAX_ID = 2**63 - 1  # resource_action_traces.id is a bigint
 
 
 def text(query: Mapping[str, str], name: str, *, max_length: int = 253) -> str | None:
@@ -62,9 +63,23 @@ def moment(query: Mapping[str, str], name: str, *, now: datetime.datetime) -> da
     except ValueError:
         raise bad_request(f"{name} must be an RFC 3339 time (2026-11-21T21:00:00Z) or a duration "
                           f"before now (2h, 7d), got {raw!r}", field=name) from None
+    return storable_time(value, name=name)
+
+
+def storable_time(value: datetime.datetime, *, name: str) -> datetime.datetime:
+    """``value`` in UTC, or a 400 when UTC cannot hold it.
+
+    Python's datetime (and with it the driver) spans the years 1 to 9999 in UTC, less than a
+    ``timestamptz`` column; a time near either end with an offset (``9999-12-31T23:59:59-23:00``)
+    falls outside once converted, and used to reach the driver and come back as a 503.
+    """
     if value.tzinfo is None:
         value = value.replace(tzinfo=datetime.timezone.utc)
-    return value
+    try:
+        return value.astimezone(datetime.timezone.utc)
+    except OverflowError:
+        raise bad_request(f"{name} must lie between 0001-01-01 and 9999-12-31 in UTC, got {value.isoformat()}",
+                          field=name) from None
 
 
 def encode_cursor(at: datetime.datetime, action_id: int) -> str:
@@ -82,6 +97,9 @@ def decode_cursor(query: Mapping[str, str]) -> tuple[datetime.datetime, int] | N
         action_id = data["i"]
         if at.tzinfo is None or not isinstance(action_id, int) or isinstance(action_id, bool):
             raise ValueError
-        return at, action_id
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, json.JSONDecodeError):
+        if not 1 <= action_id <= MAX_ID:  # ids are bigint: one beyond cannot even be sent to PostgreSQL
+            raise ValueError
+        return at.astimezone(datetime.timezone.utc), action_id
+    except (ValueError, KeyError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError,
+            json.JSONDecodeError):
         raise bad_request("cursor is not one this API returned: pass next_cursor unchanged", field="cursor") from None
