@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repository: tests.gateproc, webhook
 
 from cluster import (  # noqa: E402
+    SUITE_CONTROLLERS,
     TEKTON_CRD,
     ControlPlane,
     WebhookRegistration,
@@ -77,7 +78,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
-    """A started :class:`ControlPlane` with the chart's CRDs and Tekton's PipelineRun CRD installed.
+    """A started :class:`ControlPlane` with the chart's CRDs and Tekton's PipelineRun CRD installed,
+    and kube-controller-manager running :data:`cluster.SUITE_CONTROLLERS` (the real HPA).
 
     ``cluster.installed_crds`` lists the CRD names. Logs and certificates are
     under ``cluster.work_dir`` (pytest's basetemp, kept for the last runs).
@@ -90,7 +92,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
         yield existing
         return
     control_plane_bin_dir = request.getfixturevalue("control_plane_bin_dir")
-    cp = ControlPlane(tmp_path_factory.mktemp("control-plane"), bin_dir=control_plane_bin_dir)
+    cp = ControlPlane(tmp_path_factory.mktemp("control-plane"), bin_dir=control_plane_bin_dir,
+                      controllers=SUITE_CONTROLLERS)
     cp.start()
     try:
         cp.installed_crds = cp.install_crds([TEKTON_CRD, *project_crd_files()])
