@@ -52,6 +52,8 @@ CHART_DIR = REPO_ROOT / "charts" / "safety-gate"
 CHART_CRD_DIR = CHART_DIR / "crds"
 WEBHOOK_TEMPLATE = "templates/validatingwebhookconfiguration.yaml"
 TEKTON_CRD = E2E_DIR / "manifests" / "tekton-pipelinerun-crd.yaml"
+KUBERNAUT_CRDS = E2E_DIR / "manifests" / "kubernaut-crds.yaml"  # WorkflowExecution, RemediationRequest, ...
+APPROVAL_POLICY_TEMPLATE = "templates/approval-policy.yaml"
 BUILD_SCRIPT = E2E_DIR / "build-binaries.sh"
 TOOLS_GO_MOD = E2E_DIR / "tools" / "go.mod"
 
@@ -868,6 +870,25 @@ def render_webhook_configuration(
     return vwcs[0], "chart"
 
 
+def install_approval_policy(cluster: ControlPlane, *, release: str = "safety-gate",
+                            namespace_of_gate: str = "safety-gate", helm: Path | str | None = None) -> list[str]:
+    """Apply the chart's approval ValidatingAdmissionPolicy and its binding; return their names.
+
+    The API server then refuses any OscillationAlert approval whose ``approvedBy`` is not the
+    requesting user. It loads policies asynchronously: callers poll for the effect.
+    """
+    helm = str(helm or default_bin_dir() / "helm")
+    res = subprocess.run(
+        [helm, "template", release, str(CHART_DIR), "--namespace", namespace_of_gate,
+         "--kube-version", pinned_versions()["kube-apiserver"], "--show-only", APPROVAL_POLICY_TEMPLATE],
+        capture_output=True, text=True, timeout=60)
+    if res.returncode != 0:
+        raise RuntimeError(f"helm template failed ({res.returncode}): {res.stderr.strip()}")
+    docs = [d for d in yaml.safe_load_all(res.stdout) if d]
+    cluster.apply(docs)
+    return [d["metadata"]["name"] for d in docs]
+
+
 @dataclass
 class WebhookRegistration:
     name: str
@@ -1000,6 +1021,22 @@ def grant_remediation_rights(cluster: ControlPlane, namespace: str, *, subjects:
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "remediation"},
          "subjects": bound},
     ])
+
+
+def wait_observed(cluster: ControlPlane, name: str, namespace: str, kind: str = "deployment",
+                  timeout: float = 60) -> None:
+    """Wait until the workload's controller has observed its latest generation.
+
+    The Deployment controller writes the status of a new or changed Deployment moments later; a
+    ``kubectl scale`` racing that write conflicts, and the API server retries it, admitting it twice
+    (issue 13: the gate must count that once). Tests that check exact evidence wait first.
+    """
+    def observed() -> bool:
+        obj = cluster.kubectl_json("get", kind, name, namespace=namespace)
+        status = obj.get("status") or {}
+        return status.get("observedGeneration") == obj["metadata"]["generation"] and \
+            status.get("replicas", 0) == obj["spec"].get("replicas", 1)
+    wait_for(observed, timeout=timeout, interval=0.1, description=f"{kind} {namespace}/{name} observed")
 
 
 def replicas_of(cluster: ControlPlane, name: str, namespace: str, kind: str = "deployment") -> int:
