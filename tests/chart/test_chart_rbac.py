@@ -33,6 +33,8 @@ GATE_CLUSTER_RULES = {
     ("apps", "deployments", ()): ["get", "list", "watch"],
     ("apps", "statefulsets", ()): ["get", "list", "watch"],
     ("autoscaling", "horizontalpodautoscalers", ()): ["get", "list", "watch"],
+    ("kubernaut.ai", "workflowexecutions", ()): ["get"],
+    ("kubernaut.ai", "remediationrequests", ()): ["get"],
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", WEBHOOK_NAMES): ["get", "patch", "update"],
     ("authentication.k8s.io", "tokenreviews", ()): ["create"],
     ("authorization.k8s.io", "subjectaccessreviews", ()): ["create"],

@@ -109,6 +109,9 @@ class ActionEvent:
     bypass: str | None = None
     object_kind: str = ""   # the kind of the admitted object: Deployment, Scale, PipelineRun, ...
     action_id: int | None = None  # the database id once recorded
+    # The remediation this action carries out, when the agent names one: Kubernaut's workflow id.
+    # Its repetition on one target shows the earlier run did not fix what it was for.
+    remediation: str | None = None
 
     @property
     def is_scale(self) -> bool:
@@ -163,6 +166,7 @@ class ActionEvent:
             "bypass": self.bypass,
             "object_kind": self.object_kind,
             "action_id": self.action_id,
+            "remediation": self.remediation,
         }
 
     @classmethod
@@ -187,6 +191,7 @@ class ActionEvent:
             bypass=data.get("bypass"),
             object_kind=data.get("object_kind", ""),
             action_id=data.get("action_id"),
+            remediation=data.get("remediation"),
         )
 
     def replace(self, **changes: Any) -> ActionEvent:

@@ -59,6 +59,7 @@ class Gate:
         on_remembered: Callable[[Decision], None] | None = None,
         labels_for: Callable[[TargetRef], Awaitable[Mapping[str, str] | None]] | None = None,
         hpa_for: Callable[[TargetRef], Awaitable[str | None]] | None = None,
+        context_for: Callable[[Proposal], Awaitable[Proposal]] | None = None,
     ) -> None:
         self.history = history
         self.policies = policies
@@ -70,6 +71,7 @@ class Gate:
         self.on_remembered = on_remembered
         self.labels_for = labels_for
         self.hpa_for = hpa_for
+        self.context_for = context_for  # e.g. Kubernaut's WorkflowExecution behind a PipelineRun
 
     async def review(self, request: AdmissionRequest, *, record: bool = True) -> GateResult:
         """Decide one admission request. ``record=False`` computes the same answer and remembers nothing."""
@@ -81,6 +83,8 @@ class Gate:
                               latency_ms=(time.perf_counter() - started) * 1000, dry_run=request.dryRun)
         if not record:
             proposal = dataclasses.replace(proposal, dry_run=True)
+        if self.context_for is not None and proposal.workflow_execution is not None:
+            proposal = await self.context_for(proposal)  # bounded; before the lock, which it must not hold up
         try:
             async with self.history.serialized(self._lock_names(proposal)):
                 # Time is read inside the lock, so the order of decisions on a target is the order

@@ -17,6 +17,7 @@ import asyncpg
 from webhook.kube.alerts import AlertWriter
 from webhook.kube.approvals import ApprovalSync
 from webhook.kube.client import KubeClient
+from webhook.kube.kubernaut import KubernautLookups
 from webhook.kube.lookups import Lookups
 from webhook.kube.policies import PolicyWatcher
 from webhook.kube.summaries import Summariser
@@ -37,6 +38,7 @@ class KubeComponents:
         self.approvals = ApprovalSync(client, postgres=postgres)
         self.policies = PolicyWatcher(client, provider=policies)
         self.lookups = Lookups(client)
+        self.kubernaut = KubernautLookups(client)
         self.summaries: Summariser | None = None
         if settings.summaries:
             self.summaries = Summariser(
@@ -59,7 +61,7 @@ class KubeComponents:
 
     def gate_hooks(self) -> dict[str, Any]:
         return {"on_remembered": self.alerts.submit, "labels_for": self.lookups.labels_for,
-                "hpa_for": self.lookups.hpa_for}
+                "hpa_for": self.lookups.hpa_for, "context_for": self.kubernaut.context_for}
 
     async def start(self) -> None:
         """Start the background tasks; never waits for the API server (they retry on their own)."""
