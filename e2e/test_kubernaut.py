@@ -204,3 +204,50 @@ def test_an_approval_patched_by_a_person_records_that_person(cluster: ControlPla
     admitted = kubernaut.run()
     assert admitted.returncode == 0 and f"allowed once by the approval of {person}" in admitted.stderr, \
         admitted.stderr
+
+
+def assess(cluster: ControlPlane, kubernaut: Kubernaut, *, index: int, health: float, alert: float,
+           metrics: float) -> None:
+    """What Kubernaut's Effectiveness Monitor leaves behind for the index-th remediation: Completed."""
+    name = f"ea-rr-cart-{index}"
+    cluster.apply({"apiVersion": "kubernaut.ai/v1alpha1", "kind": "EffectivenessAssessment",
+                   "metadata": {"name": name, "namespace": kubernaut.source},
+                   "spec": {"correlationID": f"rr-cart-{index}", "signalName": SIGNAL,
+                            "remediationTarget": {"kind": "Deployment", "name": "cart",
+                                                  "namespace": kubernaut.target.split("/")[0]}}})
+    status = {"status": {"phase": "Completed", "assessmentReason": "full",
+                         "components": {"healthAssessed": True, "healthScore": health, "alertAssessed": True,
+                                        "alertScore": alert, "metricsAssessed": True, "metricsScore": metrics}}}
+    cluster.kubectl("patch", "effectivenessassessment", name, "--subresource=status", "--type=merge",
+                    "-p", json.dumps(status), namespace=kubernaut.source, check=True)
+
+
+def score_of(gate, namespace: str, correlation_id: str) -> float | None:
+    rows = gate.sql("SELECT effectiveness_score::float8 AS score FROM resource_action_traces "
+                    "WHERE namespace = $1 AND correlation_id = $2", namespace, correlation_id)
+    return round(rows[0]["score"], 4) if rows and rows[0]["score"] is not None else None
+
+
+def test_kubernaut_s_assessments_are_recorded_a_success_ends_the_loop_and_a_failure_counts(
+        cluster: ControlPlane, gate, namespace: str):
+    cluster.apply(deployment("cart", namespace))
+    kubernaut = Kubernaut(cluster, namespace)
+    for _ in range(3):
+        assert kubernaut.run().returncode == 0
+
+    # The third run worked: health 1, alert resolved, metrics 0.2 -> 0.40 + 0.35 + 0.05 = 0.8.
+    assess(cluster, kubernaut, index=3, health=1.0, alert=1.0, metrics=0.2)
+    wait_for(lambda: score_of(gate, namespace, "rr-cart-3") == 0.8, timeout=30, interval=0.2,
+             description="the assessment recorded on the third run")
+    fourth = kubernaut.run()  # would be the 4th in a row; the effective third ended the loop
+    assert fourth.returncode == 0, fourth.stderr
+
+    # The fourth did not: everything 0. It counts, and two more unassessed runs make the loop again.
+    assess(cluster, kubernaut, index=4, health=0.0, alert=0.0, metrics=0.0)
+    wait_for(lambda: score_of(gate, namespace, "rr-cart-4") == 0.0, timeout=30, interval=0.2,
+             description="the failed assessment recorded on the fourth run")
+    assert kubernaut.run().returncode == 0
+    assert kubernaut.run().returncode == 0
+    refused = kubernaut.run()
+    assert refused.returncode != 0 and "safety-gate: ineffective-loop" in refused.stderr, refused.stderr
+    assert "scores 0, unassessed, unassessed" in refused.stderr, refused.stderr

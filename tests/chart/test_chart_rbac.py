@@ -35,6 +35,7 @@ GATE_CLUSTER_RULES = {
     ("autoscaling", "horizontalpodautoscalers", ()): ["get", "list", "watch"],
     ("kubernaut.ai", "workflowexecutions", ()): ["get"],
     ("kubernaut.ai", "remediationrequests", ()): ["get"],
+    ("kubernaut.ai", "effectivenessassessments", ()): ["list", "watch"],
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", WEBHOOK_NAMES): ["get", "patch", "update"],
     ("authentication.k8s.io", "tokenreviews", ()): ["create"],
     ("authorization.k8s.io", "subjectaccessreviews", ()): ["create"],

@@ -19,17 +19,28 @@ remediation and for the action type, as it did before. Both objects' specs are i
 Kubernaut, so a found context is cached for minutes; a miss is cached briefly. Each request waits
 at most ``budget`` seconds (inside the webhook's 3s), the cache holds at most ``max_entries``
 WorkflowExecutions.
+
+Where Kubernaut's **EffectivenessAssessment** CRD exists, :class:`AssessmentWatch` records each
+completed assessment's weighted score (health 0.40, alert 0.35, metrics 0.25) on the actions that
+carry its ``spec.correlationID`` (the RemediationRequest's name), through the same path as
+``POST /api/v1/actions/{id}/effectiveness``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import datetime
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from webhook.admission.extract import Proposal
+from webhook.effectiveness.model import Assessment, Criteria, Method
+from webhook.effectiveness.service import EffectivenessService
 from webhook.kube.client import KubeClient, is_status
+from webhook.kube.informer import Informer
 from webhook.kube.lookups import BoundedCache
 
 logger = logging.getLogger(__name__)
@@ -149,3 +160,155 @@ class KubernautLookups:
                 return None
             raise
         return found if isinstance(found, dict) else None
+
+
+# --- EffectivenessAssessments --------------------------------------------------------------------
+
+EFFECTIVENESS_ASSESSMENTS = "effectivenessassessments"
+# Kubernaut's Effectiveness Monitor weighs its components so; the gate uses the same weights over
+# the components that were assessed (a component Kubernaut could not assess, e.g. metrics without
+# Prometheus, is left out rather than counted as 0).
+COMPONENT_WEIGHTS = (("healthScore", 0.40), ("alertScore", 0.35), ("metricsScore", 0.25))
+PASSING = 0.5  # a component score at or above this says its criterion held
+
+
+@dataclasses.dataclass(frozen=True)
+class KubernautAssessment:
+    """One completed EffectivenessAssessment, ready for ``EffectivenessService.assess_correlation``."""
+
+    correlation_id: str       # the RemediationRequest's name, which the runs it caused carry
+    assessment: Assessment
+    key: str                  # namespace/name of the EffectivenessAssessment
+
+
+def _score(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if 0.0 <= value <= 1.0 else None
+
+
+def weighted_score(components: Mapping[str, Any]) -> float | None:
+    """0.40 × health + 0.35 × alert + 0.25 × metrics, over the assessed components; None if none. Pure."""
+    scored = [(weight, _score(components.get(name))) for name, weight in COMPONENT_WEIGHTS]
+    present = [(weight, score) for weight, score in scored if score is not None]
+    if not present:
+        return None
+    return round(sum(weight * score for weight, score in present) / sum(weight for weight, _ in present), 6)
+
+
+def assessment_of(obj: Mapping[str, Any]) -> KubernautAssessment | None:
+    """The assessment a *Completed* EffectivenessAssessment gives, or None (not finished, no
+    correlation id, nothing assessed: ``no_execution``, ``expired``). Pure."""
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+    correlation_id = _text(spec.get("correlationID"))
+    if status.get("phase") != "Completed" or correlation_id is None:
+        return None
+    components = status.get("components") if isinstance(status.get("components"), dict) else {}
+    score = weighted_score(components)
+    if score is None:
+        return None
+    health, alert, metrics = (_score(components.get(name)) for name, _ in COMPONENT_WEIGHTS)
+
+    def held(value: float | None) -> bool:
+        return value is not None and value >= PASSING
+
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    key = f"{meta.get('namespace')}/{meta.get('name')}"
+    parts = [f"{name} {value:g}" for name, value in (("health", health), ("alert", alert), ("metrics", metrics))
+             if value is not None]
+    reason = _text(status.get("assessmentReason")) or "completed"
+    assessment = Assessment(
+        score=score,
+        method=Method.AUTOMATED,
+        criteria=Criteria(alertResolved=held(alert), targetMetricImproved=held(metrics),
+                          noNewAlertsGenerated=held(alert), resourceStabilized=held(health),
+                          sideEffectsMinimal=held(health)),
+        notes=f"Kubernaut EffectivenessAssessment {key} ({reason}): {', '.join(parts)}",
+    )
+    return KubernautAssessment(correlation_id=correlation_id, assessment=assessment, key=key)
+
+
+class AssessmentWatch:
+    """Records Kubernaut's completed EffectivenessAssessments on the actions of their remediation.
+
+    Runs only where Kubernaut is installed: it probes for the CRD (a ``limit=1`` list) every
+    ``probe_every`` seconds until it exists, then lists and watches. Each assessment is applied
+    once per score; an assessed success then ends an ineffective-loop, a failure counts toward it.
+    """
+
+    def __init__(self, client: KubeClient, *, effectiveness: EffectivenessService,
+                 clock: Callable[[], datetime.datetime] | None = None, probe_every: float = 60.0) -> None:
+        self.client = client
+        self.effectiveness = effectiveness
+        self.clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
+        self.probe_every = probe_every
+        self._applied: dict[str, float] = {}   # EffectivenessAssessment uid -> score applied
+        self._task: asyncio.Task[None] | None = None
+        self.informer = Informer(
+            client, name="effectiveness-assessments",
+            list_fn=functools.partial(client.custom.list_cluster_custom_object, GROUP, VERSION,
+                                      EFFECTIVENESS_ASSESSMENTS),
+            on_sync=self._on_sync, on_event=self._on_event)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="kubernaut-assessments")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.informer.stop()
+
+    async def _run(self) -> None:
+        announced = False
+        while not await self._crd_exists():
+            if not announced:
+                logger.info("no kubernaut.ai/v1alpha1 EffectivenessAssessments here; looking again every %.0fs",
+                            self.probe_every)
+                announced = True
+            await asyncio.sleep(self.probe_every)
+        logger.info("watching Kubernaut's EffectivenessAssessments")
+        self.informer.start()
+
+    async def _crd_exists(self) -> bool:
+        try:
+            await self.client.call(self.client.custom.list_cluster_custom_object, GROUP, VERSION,
+                                   EFFECTIVENESS_ASSESSMENTS, limit=1)
+            return True
+        except Exception as exc:  # noqa: BLE001 - absent (404) or not yet reachable: probe again
+            if not is_status(exc, 404):
+                logger.warning("probing for EffectivenessAssessments failed: %s", getattr(exc, "reason", exc))
+            return False
+
+    async def _on_sync(self, items: list[dict[str, Any]]) -> None:
+        for obj in items:
+            try:
+                await self.consider(obj)
+            except Exception:  # noqa: BLE001 - one assessment must not stop the others
+                logger.exception("recording the Kubernaut assessment %s failed",
+                                 (obj.get("metadata") or {}).get("name"))
+
+    async def _on_event(self, kind: str, obj: dict[str, Any]) -> None:
+        if kind in ("ADDED", "MODIFIED"):
+            await self.consider(obj)
+        elif kind == "DELETED":
+            self._applied.pop(str((obj.get("metadata") or {}).get("uid")), None)
+
+    async def consider(self, obj: dict[str, Any]) -> int:
+        """Apply the object's assessment if it is new; the number of actions it was recorded on."""
+        found = assessment_of(obj)
+        if found is None:
+            return 0
+        uid = str((obj.get("metadata") or {}).get("uid") or found.key)
+        if self._applied.get(uid) == found.assessment.score:
+            return 0
+        assessed = await self.effectiveness.assess_correlation(found.correlation_id, found.assessment,
+                                                               now=self.clock())
+        self._applied[uid] = found.assessment.score
+        logger.info("Kubernaut assessment %s: score %g on %d action(s) of remediation %s", found.key,
+                    found.assessment.score, len(assessed), found.correlation_id)
+        return len(assessed)

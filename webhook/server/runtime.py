@@ -98,7 +98,7 @@ class Runtime:
         from webhook.kube.components import KubeComponents
 
         self.kube = KubeComponents.create(settings, postgres=self.postgres, policies=self.policies,
-                                          jobs_pool=self.jobs_pool)
+                                          jobs_pool=self.jobs_pool, history=self.history)
         self.gate = Gate(
             **(self.kube.gate_hooks() if self.kube else {}),
             history=self.history,
