@@ -1033,9 +1033,13 @@ def wait_observed(cluster: ControlPlane, name: str, namespace: str, kind: str = 
     """
     def observed() -> bool:
         obj = cluster.kubectl_json("get", kind, name, namespace=namespace)
-        status = obj.get("status") or {}
-        return status.get("observedGeneration") == obj["metadata"]["generation"] and \
-            status.get("replicas", 0) == obj["spec"].get("replicas", 1)
+        status, wanted = obj.get("status") or {}, obj["spec"].get("replicas", 1)
+        conditions = {c.get("type") for c in status.get("conditions") or []}
+        # Its ReplicaSet has created every pod and said so, and the Deployment's status says that
+        # too: after this the controllers have nothing left to write until the next change.
+        return (status.get("observedGeneration") == obj["metadata"]["generation"]
+                and status.get("replicas", 0) == wanted and status.get("updatedReplicas", 0) == wanted
+                and (kind != "deployment" or {"Available", "Progressing"} <= conditions))
     wait_for(observed, timeout=timeout, interval=0.1, description=f"{kind} {namespace}/{name} observed")
 
 

@@ -237,7 +237,8 @@ def test_kubernaut_s_assessments_are_recorded_a_success_ends_the_loop_and_a_fail
 
     # The third run worked: health 1, alert resolved, metrics 0.2 -> 0.40 + 0.35 + 0.05 = 0.8.
     assess(cluster, kubernaut, index=3, health=1.0, alert=1.0, metrics=0.2)
-    wait_for(lambda: score_of(gate, namespace, "rr-cart-3") == 0.8, timeout=30, interval=0.2,
+    # (On kind the CRD appeared after the gate started: it probes for it every minute.)
+    wait_for(lambda: score_of(gate, namespace, "rr-cart-3") == 0.8, timeout=90, interval=0.3,
              description="the assessment recorded on the third run")
     fourth = kubernaut.run()  # would be the 4th in a row; the effective third ended the loop
     assert fourth.returncode == 0, fourth.stderr
