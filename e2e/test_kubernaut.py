@@ -15,6 +15,7 @@ import re
 import uuid
 
 from cluster import ControlPlane, deployment, grant_remediation_rights, oscillation_alert, service_account, wait_for
+from conftest import GATE_NAMESPACE
 
 KUBERNAUT = service_account("kubernaut-system", "workflowexecution-controller")
 SIGNAL = "KubePodCrashLooping"
@@ -67,12 +68,12 @@ class Kubernaut:
     """Kubernaut's side of one test: its namespaces, its RBAC, and one WorkflowExecution per run."""
 
     def __init__(self, cluster: ControlPlane, namespace: str, *, with_business_objects: bool = True,
-                 action_type: str | None = "RestartPod") -> None:
+                 action_type: str | None = "RestartPod", target: str | None = None) -> None:
         suffix = uuid.uuid4().hex[:6]
         self.cluster = cluster
         self.workflows = cluster.create_namespace(f"kn-workflows-{suffix}")  # kubernaut-workflows
         self.source = cluster.create_namespace(f"kn-system-{suffix}")        # kubernaut-system
-        self.target = f"{namespace}/deployment/cart"                          # Kubernaut's own form
+        self.target = target or f"{namespace}/deployment/cart"                # Kubernaut's own form
         self.workflow_id = str(uuid.uuid4())
         self.with_business_objects = with_business_objects
         self.action_type = action_type
@@ -252,3 +253,32 @@ def test_kubernaut_s_assessments_are_recorded_a_success_ends_the_loop_and_a_fail
     refused = kubernaut.run()
     assert refused.returncode != 0 and "safety-gate: ineffective-loop" in refused.stderr, refused.stderr
     assert "scores 0, unassessed, unassessed" in refused.stderr, refused.stderr
+
+
+def test_a_loop_on_a_node_is_tracked_and_its_alert_lives_in_the_gate_s_namespace(cluster: ControlPlane, gate,
+                                                                                  namespace: str):
+    node = f"worker-{uuid.uuid4().hex[:6]}"  # history is per target: a node of this test's own
+    kubernaut = Kubernaut(cluster, namespace, target=f"node/{node}", action_type="DrainNode")
+    for _ in range(3):
+        res = kubernaut.run()
+        assert res.returncode == 0, res.stderr
+    refused = kubernaut.run()
+    assert refused.returncode != 0 and f"safety-gate: ineffective-loop on Node {node}" in refused.stderr, \
+        refused.stderr
+    home = getattr(gate, "release_namespace", GATE_NAMESPACE)  # the gate's namespace (kind: the release's)
+    alert = alert_of(refused.stderr, home)
+    assert alert == f"node-{node}-ineffective-loop"
+    found = wait_for(lambda: (lambda a: a if a and a.get("status", {}).get("phase") == "PendingApproval" else None)(
+        oscillation_alert(cluster, home, alert)), timeout=30, interval=0.2, description="the node's alert")
+    assert found["spec"]["targetRef"] == {"apiVersion": "v1", "kind": "Node", "name": node}
+    rows = gate.sql("SELECT namespace, kind, name, action_type FROM resource_action_traces WHERE name = $1", node)
+    assert [(r["namespace"], r["kind"], r["action_type"]) for r in rows] == [("", "Node", "DrainNode")] * 3
+
+    gate.cli("approve", f"{home}/{alert}", "--reason", "the node was replaced", "--kubeconfig",
+             str(cluster.kubeconfig), check=True)
+    approver = cluster.kubectl_json("auth", "whoami")["status"]["userInfo"]["username"]
+    wait_for(lambda: gate.count("SELECT count(*) FROM oscillation_detections WHERE alert_namespace = $1"
+                                " AND alert_name = $2 AND approved_by = $3", home, alert, approver),
+             timeout=30, interval=0.2, description="the approval synced into PostgreSQL")
+    admitted = kubernaut.run()
+    assert admitted.returncode == 0, admitted.stderr

@@ -60,6 +60,7 @@ class Gate:
         labels_for: Callable[[TargetRef], Awaitable[Mapping[str, str] | None]] | None = None,
         hpa_for: Callable[[TargetRef], Awaitable[str | None]] | None = None,
         context_for: Callable[[Proposal], Awaitable[Proposal]] | None = None,
+        cluster_namespace: str = "default",
     ) -> None:
         self.history = history
         self.policies = policies
@@ -72,6 +73,7 @@ class Gate:
         self.labels_for = labels_for
         self.hpa_for = hpa_for
         self.context_for = context_for  # e.g. Kubernaut's WorkflowExecution behind a PipelineRun
+        self.cluster_namespace = cluster_namespace  # alerts of cluster-scoped targets (Nodes): the gate's
 
     async def review(self, request: AdmissionRequest, *, record: bool = True) -> GateResult:
         """Decide one admission request. ``record=False`` computes the same answer and remembers nothing."""
@@ -131,20 +133,21 @@ class Gate:
         state = _state(restrictions, policies=policies, target=target, now=now)
         situation = Situation(proposed=event, now=now, history=history, actor_history=actor_history,
                               resets=_resets(restrictions, now=now))
-        decision = decide(proposal=proposal, situation=situation, policies=policies, state=state, rules=self.rules)
+        decision = decide(proposal=proposal, situation=situation, policies=policies, state=state, rules=self.rules,
+                          cluster_namespace=self.cluster_namespace)
         if not decision.findings:
             return decision
         # Approvals, effectiveness and the HPA's name can change the answer only now; load them only now.
         winner = decision.findings[0]
         if decision.strategy in (Strategy.ESCALATE_HUMAN, Strategy.ALTERNATIVE_ACTION):
-            alerts = [f"{target.namespace}/" + alert_name(pattern=f.pattern, target=target, actor=event.actor,
+            alerts = [f"{target.home(self.cluster_namespace)}/" + alert_name(pattern=f.pattern, target=target, actor=event.actor,
                                                          scope=f.scope) for f in decision.findings]
             state = dataclasses.replace(state, approvals=await self.history.approvals(alerts))
             situation = dataclasses.replace(situation,
                                             target_effectiveness=await self.history.target_effectiveness(target))
         hpa = await self.hpa_for(target) if self.hpa_for and winner.counterpart else None
         return decide(proposal=proposal, situation=situation, policies=policies, state=state, rules=self.rules,
-                      hpa=hpa)
+                      hpa=hpa, cluster_namespace=self.cluster_namespace)
 
     async def _policies_for(self, proposal: Proposal, target: TargetRef) -> dict[PatternType, PatternPolicy]:
         policy_set = self.policies()

@@ -105,6 +105,7 @@ class Runtime:
             policies=self.policies,
             rules=settings.actor_rules(),
             excluded_namespaces=settings.excluded_namespaces,
+            cluster_namespace=settings.namespace,
             fail_closed=settings.fail_closed,
             on_decision=validate.observe,
         )
