@@ -83,6 +83,7 @@ def test_repeated_pipelineruns_escalate_and_an_approval_admits_exactly_one(clust
                        str(cluster.kubeconfig))
     assert missing.returncode == 1
     assert f"no OscillationAlert 'no-such-alert' in namespace '{namespace}'" in missing.stderr + missing.stdout
+    assert "Traceback" not in missing.stderr
 
     # The approval records the Kubernetes identity of whoever runs approve (a SelfSubjectReview).
     approver = cluster.kubectl_json("auth", "whoami")["status"]["userInfo"]["username"]

@@ -134,8 +134,14 @@ def test_the_same_workflow_on_one_target_is_escalated_then_approved_once(cluster
     wait_for(lambda: (oscillation_alert(cluster, namespace, alert) or {}).get("status", {}).get("phase")
              == "PendingApproval", timeout=30, interval=0.2, description="the escalation alert")
     approver = cluster.kubectl_json("auth", "whoami")["status"]["userInfo"]["username"]
-    gate.cli("approve", f"{namespace}/{alert}", "--reason", "the image fix is rolling out; one more restart",
-             "--kubeconfig", str(cluster.kubeconfig), check=True)
+    # In someone else's name: refused before anything is written (bad input, exit 2).
+    forged = gate.cli("approve", f"{namespace}/{alert}", "--reason", "x", "--approved-by", "oncall@example.com",
+                      "--kubeconfig", str(cluster.kubeconfig))
+    assert forged.returncode == 2 and f"the cluster authenticates you as '{approver}'" in forged.stderr + forged.stdout
+    assert "approval" not in oscillation_alert(cluster, namespace, alert)["spec"]
+    approved = gate.cli("approve", f"{namespace}/{alert}", "--reason", "the image fix is rolling out; one more restart",
+                        "--kubeconfig", str(cluster.kubeconfig), check=True)
+    assert f"as {approver}" in approved.stdout
     wait_for(lambda: gate.count("SELECT count(*) FROM oscillation_detections WHERE alert_namespace = $1"
                                 " AND alert_name = $2 AND approved_by = $3", namespace, alert, approver),
              timeout=30, interval=0.2, description="the approval synced into PostgreSQL")

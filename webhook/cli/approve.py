@@ -8,6 +8,8 @@ import asyncio
 import datetime
 import getpass
 
+from rich.markup import escape
+
 from webhook.cli import common
 from webhook.settings import Settings
 from webhook.store.postgres import PostgresStore, create_pool
@@ -19,9 +21,14 @@ def run_approve(settings: Settings, *, alert: str, reason: str, approved_by: str
         raise SystemExit(2)
     now = datetime.datetime.now(datetime.timezone.utc)
     if settings.kubeconfig is not None or settings.in_cluster:
-        from webhook.kube.approvals import approve_in_cluster
+        from webhook.kube.approvals import ApprovalError, approve_in_cluster
 
-        _, who = approve_in_cluster(settings, alert=alert, approved_by=approved_by, reason=reason, now=now)
+        try:
+            _, who = approve_in_cluster(settings, alert=alert, approved_by=approved_by, reason=reason, now=now)
+        except ApprovalError as exc:
+            # One line, not a traceback: typer handles only its own (vendored) click's exceptions.
+            common.err_console.print(f"[red]{escape(exc.message)}[/red]", highlight=False)
+            raise SystemExit(exc.exit_code) from None
         common.console.print(f"approved {alert} in the cluster as {who} (spec.approval set)")
         return
     who = approved_by or getpass.getuser()

@@ -35,9 +35,14 @@ logger = logging.getLogger(__name__)
 class ApprovalError(click.ClickException):
     """Approving failed for a reason the person can act on (no such alert, not allowed).
 
-    A ``ClickException`` so that ``safety-gate approve`` prints one line and exits 1 instead of
-    a traceback.
+    ``safety-gate approve`` prints its message as one line and exits with ``exit_code`` (1).
     """
+
+
+class ApproverMismatch(ApprovalError):
+    """``--approved-by`` names someone the cluster did not authenticate: bad input, exit 2."""
+
+    exit_code = 2
 
 
 def approval_patch(*, approved_by: str, reason: str, now: datetime.datetime) -> dict[str, Any]:
@@ -82,7 +87,7 @@ def approve_in_cluster(settings: Settings, *, alert: str, approved_by: str | Non
     try:
         who = kubernetes_identity(client, timeout=settings.kube_timeout_seconds)
         if approved_by is not None and approved_by != who:
-            raise ApprovalError(f"--approved-by {approved_by!r} is not you: the cluster authenticates you as "
+            raise ApproverMismatch(f"--approved-by {approved_by!r} is not you: the cluster authenticates you as "
                                 f"{who!r}, and that is who the approval records (omit --approved-by)")
         patched = client.custom.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, ALERTS, name, approval_patch(approved_by=who, reason=reason, now=now),
