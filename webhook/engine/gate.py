@@ -140,8 +140,9 @@ class Gate:
         # Approvals, effectiveness and the HPA's name can change the answer only now; load them only now.
         winner = decision.findings[0]
         if decision.strategy in (Strategy.ESCALATE_HUMAN, Strategy.ALTERNATIVE_ACTION):
-            alerts = [f"{target.home(self.cluster_namespace)}/" + alert_name(pattern=f.pattern, target=target, actor=event.actor,
-                                                         scope=f.scope) for f in decision.findings]
+            home = target.home(self.cluster_namespace)
+            alerts = [f"{home}/" + alert_name(pattern=f.pattern, target=target, actor=event.actor, scope=f.scope)
+                      for f in decision.findings]
             state = dataclasses.replace(state, approvals=await self.history.approvals(alerts))
             situation = dataclasses.replace(situation,
                                             target_effectiveness=await self.history.target_effectiveness(target))
