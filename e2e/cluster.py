@@ -730,14 +730,30 @@ class ControlPlane:
         kw["check"] = True
         return json.loads(self.kubectl(*args, "-o", "json", **kw).stdout)
 
+    @property
+    def settles_deployments(self) -> bool:
+        """Whether a Deployment controller runs here, whose first writes :meth:`apply` waits out."""
+        return "deployment-controller" in self.controllers
+
     def apply(self, manifest: str | dict | list[dict], **kw: Any) -> subprocess.CompletedProcess:
-        """Server-side apply a YAML string, an object, or a list of objects."""
-        if not isinstance(manifest, str):
-            docs = manifest if isinstance(manifest, list) else [manifest]
-            manifest = yaml.safe_dump_all(docs, sort_keys=False)
+        """Server-side apply a YAML string, an object, or a list of objects.
+
+        With a Deployment controller running, it then waits until each applied Deployment is
+        observed (:func:`wait_observed`): a test's next write would otherwise race the controllers'
+        status writes, and a write the API server retries on that conflict is admitted twice.
+        """
+        docs = manifest if isinstance(manifest, list) else [manifest] if isinstance(manifest, dict) else None
+        if docs is None:
+            docs = [d for d in yaml.safe_load_all(manifest) if d]
         kw.setdefault("check", True)
-        return self.kubectl("apply", "--server-side", "--force-conflicts",
-                            "--field-manager=safety-gate-e2e", "-f", "-", input=manifest, **kw)
+        res = self.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=safety-gate-e2e",
+                           "-f", "-", input=yaml.safe_dump_all(docs, sort_keys=False), **kw)
+        if res.returncode == 0 and self.settles_deployments:
+            for doc in docs:
+                meta = doc.get("metadata") or {}
+                if doc.get("kind") == "Deployment" and meta.get("namespace") and meta.get("name"):
+                    wait_observed(self, meta["name"], meta["namespace"])
+        return res
 
     def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> str:
         self.apply({"apiVersion": "v1", "kind": "Namespace",
@@ -1028,18 +1044,29 @@ def wait_observed(cluster: ControlPlane, name: str, namespace: str, kind: str = 
     """Wait until the workload's controller has observed its latest generation.
 
     The Deployment controller writes the status of a new or changed Deployment moments later; a
-    ``kubectl scale`` racing that write conflicts, and the API server retries it, admitting it twice
-    (issue 13: the gate must count that once). Tests that check exact evidence wait first.
+    ``kubectl scale`` racing that write (or starting from a watch cache that has not seen it yet)
+    conflicts, and the API server retries it, admitting it twice (issue 13: the gate must count
+    that once). :meth:`ControlPlane.apply` waits so for every
+    Deployment it applies.
     """
+    plural = {"deployment": "deployments", "statefulset": "statefulsets"}[kind]
+    cached_path = f"/apis/apps/v1/namespaces/{namespace}/{plural}/{name}?resourceVersion=0"
+
     def observed() -> bool:
         obj = cluster.kubectl_json("get", kind, name, namespace=namespace)
         status, wanted = obj.get("status") or {}, obj["spec"].get("replicas", 1)
         conditions = {c.get("type") for c in status.get("conditions") or []}
         # Its ReplicaSet has created every pod and said so, and the Deployment's status says that
         # too: after this the controllers have nothing left to write until the next change.
-        return (status.get("observedGeneration") == obj["metadata"]["generation"]
-                and status.get("replicas", 0) == wanted and status.get("updatedReplicas", 0) == wanted
-                and (kind != "deployment" or {"Available", "Progressing"} <= conditions))
+        settled = (status.get("observedGeneration") == obj["metadata"]["generation"]
+                   and status.get("replicas", 0) == wanted and status.get("updatedReplicas", 0) == wanted
+                   and (kind != "deployment" or {"Available", "Progressing"} <= conditions))
+        if not settled:
+            return False
+        # And the API server's watch cache has caught up: an update starts from the cached object,
+        # and one that turns out stale is retried, admission included.
+        cached = json.loads(cluster.kubectl("get", "--raw", cached_path, check=True).stdout)
+        return cached["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
     wait_for(observed, timeout=timeout, interval=0.1, description=f"{kind} {namespace}/{name} observed")
 
 
@@ -1078,6 +1105,10 @@ class ExistingCluster(ControlPlane):
 
     def stop(self, timeout: float = 15.0) -> None:
         pass
+
+    @property
+    def settles_deployments(self) -> bool:
+        return True  # kind runs the Deployment controller
 
     @property
     def running(self) -> bool:

@@ -20,7 +20,6 @@ from cluster import (
     replicas_of,
     service_account,
     wait_for,
-    wait_observed,
 )
 
 DENIED = 'admission webhook "validate.safety-gate.ai.prometheus-alerts-slm.io" denied the request'
@@ -50,7 +49,6 @@ def alert_with(cluster: ControlPlane, namespace: str, name: str, predicate, desc
 def test_scale_back_and_forth_is_refused_and_alerted(cluster: ControlPlane, gate, namespace: str):
     agent = agent_of(cluster, namespace)
     cluster.apply(deployment("cart", namespace, replicas=3))
-    wait_observed(cluster, "cart", namespace)  # no conflict retry with the Deployment controller's first write
 
     assert scale(cluster, namespace, "cart", 5, as_user=agent).returncode == 0      # 3→5
     assert scale(cluster, namespace, "cart", 3, as_user=agent).returncode == 0      # 5→3: first reversal
@@ -126,8 +124,6 @@ def test_hpa_is_never_refused_and_an_agent_fighting_it_is_blocked(cluster: Contr
     grant_remediation_rights(cluster, namespace, subjects=[agent, HPA_USER])
     cluster.apply([deployment("web", namespace, replicas=2), deployment("api", namespace, replicas=2),
                    horizontal_pod_autoscaler("web", namespace, deployment_name="web", min_replicas=2)])
-    for name in ("web", "api"):
-        wait_observed(cluster, name, namespace)  # no conflict retry with the Deployment controller's first write
 
     # The HPA's own back and forth is observed, never refused. (On another Deployment: every
     # actor's changes are history, so this flapping would make the agent's first change below
