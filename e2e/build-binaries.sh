@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the control-plane binaries the e2e suite runs (etcd, kube-apiserver,
-# kubectl) from the Go module proxy, plus helm, into a cache directory outside
+# kube-controller-manager, kubectl) from the Go module proxy, plus helm, into a cache directory outside
 # the repository. Idempotent: a binary is rebuilt only when it is missing or
 # the version recorded for it in $BIN/VERSIONS differs from the pinned one.
 #
@@ -42,7 +42,7 @@ up_to_date() { [ -x "$bin/$1" ] && [ "$(recorded "$1")" = "$2" ]; }
 echo "build-binaries: cache $bin"
 echo "build-binaries: kubernetes $k8s_version, etcd $etcd_version, helm $helm_version, $go_version"
 
-# Version strings kube-apiserver and kubectl report (what hack/lib/version.sh sets).
+# Version strings the Kubernetes binaries report (what hack/lib/version.sh sets).
 minor="${k8s_version#v1.}"; minor="${minor%%.*}"
 ldx=""
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -66,6 +66,7 @@ build() { # name version package [extra ldflags]
 
 build etcd "$etcd_version" go.etcd.io/etcd/server/v3
 build kube-apiserver "$k8s_version" k8s.io/kubernetes/cmd/kube-apiserver "$ldx"
+build kube-controller-manager "$k8s_version" k8s.io/kubernetes/cmd/kube-controller-manager "$ldx"
 build kubectl "$k8s_version" k8s.io/kubernetes/cmd/kubectl "$ldx"
 
 if up_to_date helm "$helm_version"; then

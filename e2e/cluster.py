@@ -1,10 +1,12 @@
-"""A real Kubernetes control plane (etcd + kube-apiserver) as local processes.
+"""A real Kubernetes control plane (etcd + kube-apiserver, optionally kube-controller-manager) as local processes.
 
 The end-to-end suite talks to a real API server so that admission, RBAC,
 impersonation, CRD validation and webhook dispatch are Kubernetes' own code,
-not a model of it. There is no controller-manager, scheduler or kubelet:
-objects are stored and admitted, nothing reconciles them (a Deployment never
-gets pods, a namespace never finishes terminating).
+not a model of it. With ``controllers=...`` a real kube-controller-manager runs
+those controllers (the suite runs the HPA, Deployment and ReplicaSet ones, so the
+HPA that fights an agent is Kubernetes' own). There is no scheduler or kubelet:
+pods are created but never run, so no metrics exist and the HPA can only clamp
+replicas to its bounds; a namespace never finishes terminating.
 
 Binaries come from ``e2e/build-binaries.sh`` (cached in
 ``$SAFETY_GATE_E2E_BIN``, default ``~/.cache/safety-gate/bin``).
@@ -50,16 +52,23 @@ CHART_DIR = REPO_ROOT / "charts" / "safety-gate"
 CHART_CRD_DIR = CHART_DIR / "crds"
 WEBHOOK_TEMPLATE = "templates/validatingwebhookconfiguration.yaml"
 TEKTON_CRD = E2E_DIR / "manifests" / "tekton-pipelinerun-crd.yaml"
+KUBERNAUT_CRDS = E2E_DIR / "manifests" / "kubernaut-crds.yaml"  # WorkflowExecution, RemediationRequest, ...
+APPROVAL_POLICY_TEMPLATE = "templates/approval-policy.yaml"
 BUILD_SCRIPT = E2E_DIR / "build-binaries.sh"
 TOOLS_GO_MOD = E2E_DIR / "tools" / "go.mod"
 
 HELM_VERSION = os.environ.get("HELM_VERSION", "v3.19.0")
-REQUIRED_BINARIES = ("etcd", "kube-apiserver", "kubectl", "helm")
+REQUIRED_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
 
 WEBHOOK_NAME = "validate.safety-gate.ai.prometheus-alerts-slm.io"
 OPT_OUT_LABEL = "ai.prometheus-alerts-slm.io/safety-gate"
 
 T = TypeVar("T")
+
+CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
+# What the suite's control plane runs: the HPA (clamping to its bounds: no metrics-server), and the
+# Deployment and ReplicaSet controllers so Deployments behave as in a cluster (revisions, ReplicaSets).
+SUITE_CONTROLLERS = ("horizontal-pod-autoscaler-controller", "deployment-controller", "replicaset-controller")
 
 
 # --------------------------------------------------------------------------
@@ -117,7 +126,8 @@ def pinned_versions() -> dict[str, str]:
         return m.group(1)
 
     k8s = req("k8s.io/kubernetes")
-    return {"etcd": req("go.etcd.io/etcd/server/v3"), "kube-apiserver": k8s, "kubectl": k8s, "helm": HELM_VERSION}
+    return {"etcd": req("go.etcd.io/etcd/server/v3"), "kube-apiserver": k8s, "kube-controller-manager": k8s,
+            "kubectl": k8s, "helm": HELM_VERSION}
 
 
 def binaries_up_to_date(bin_dir: Path | None = None) -> bool:
@@ -307,6 +317,13 @@ class ControlPlane:
     Attributes after :meth:`start`: ``server`` (``https://127.0.0.1:PORT``),
     ``kubeconfig`` (admin, ``O=system:masters``), ``ca_file``, ``ca_pem``,
     ``etcd_url``, ``work_dir`` (certificates, data, ``*.log``).
+
+    ``controllers`` (e.g. :data:`SUITE_CONTROLLERS`) also starts kube-controller-manager
+    with only those controllers, as ``system:kube-controller-manager`` (client certificate).
+    With ``use_service_account_credentials`` (the default, like kubeadm) each controller
+    writes as its own service account (the HPA as
+    ``system:serviceaccount:kube-system:horizontal-pod-autoscaler``); without it every
+    controller writes as ``system:kube-controller-manager``.
     """
 
     ADMIN_USER = "e2e-admin"
@@ -319,14 +336,21 @@ class ControlPlane:
         *,
         bin_dir: Path | str | None = None,
         extra_apiserver_args: Sequence[str] = (),
+        controllers: Sequence[str] = (),
+        use_service_account_credentials: bool = True,
+        hpa_sync_period: str = "1s",
         start_timeout: float = 120.0,
     ):
         self.work_dir = Path(work_dir)
         self.bin_dir = Path(bin_dir) if bin_dir else default_bin_dir()
         self.extra_apiserver_args = list(extra_apiserver_args)
+        self.controllers = tuple(controllers)
+        self.use_service_account_credentials = use_service_account_credentials
+        self.hpa_sync_period = hpa_sync_period
         self.start_timeout = start_timeout
         self.etcd: _Proc | None = None
         self.apiserver: _Proc | None = None
+        self.controller_manager: _Proc | None = None
         self.server = ""
         self.etcd_url = ""
         self.kubeconfig = self.work_dir / "kubeconfig"
@@ -360,10 +384,12 @@ class ControlPlane:
         try:
             self._start_with_retries(self._start_etcd, "etcd")
             self._start_with_retries(self._start_apiserver, "kube-apiserver")
+            self._write_kubeconfig()
+            if self.controllers:
+                self.start_controller_manager()
         except BaseException:
             self.stop()
             raise
-        self._write_kubeconfig()
         return self
 
     def _start_with_retries(self, fn: Callable[[], None], what: str, attempts: int = 3) -> None:
@@ -470,9 +496,93 @@ class ControlPlane:
         self._ssl = None
         self._await(self.apiserver, lambda: self.api_get("/readyz")[0] == 200, self.start_timeout)
 
+    def start_controller_manager(
+        self, *, controllers: Sequence[str] | None = None, use_service_account_credentials: bool | None = None,
+    ) -> None:
+        """(Re)start kube-controller-manager with ``controllers`` (default: the constructor's).
+
+        No leader election (one instance), the HPA synced every ``hpa_sync_period`` (default
+        15s in a real cluster; 1s here so clamps show up within a test's deadline). Ready when
+        its ``/healthz`` answers 200 and, with per-controller credentials, when the HPA's
+        service account exists (the controller creates it before its first write).
+        """
+        self.stop_controller_manager()
+        if controllers is not None:
+            self.controllers = tuple(controllers)
+        if use_service_account_credentials is not None:
+            self.use_service_account_credentials = use_service_account_credentials
+        if not self.controllers:
+            raise ControlPlaneError("start_controller_manager needs at least one controller")
+        self._start_with_retries(self._start_controller_manager, "kube-controller-manager")
+
+    def _start_controller_manager(self) -> None:
+        if not self.use_service_account_credentials:
+            self._grant_controller_roles_to_the_controller_manager()
+        port = free_port()
+        kubeconfig = self._write_component_kubeconfig(
+            "kube-controller-manager", user=CONTROLLER_MANAGER_USER, groups=())
+        args = [
+            self.binary("kube-controller-manager"),
+            f"--kubeconfig={kubeconfig}",
+            # Delegated authn/authz of its own /healthz etc., through the same identity.
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            # No front proxy here: without this it polls for a request-header CA that never comes.
+            "--authentication-skip-lookup=true",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={self.pki_dir / 'kcm-generated'}",
+            f"--controllers={','.join(self.controllers)}",
+            f"--use-service-account-credentials={str(self.use_service_account_credentials).lower()}",
+            "--leader-elect=false",
+            f"--horizontal-pod-autoscaler-sync-period={self.hpa_sync_period}",
+            f"--root-ca-file={self.ca_file}",
+            "--profiling=false",
+            "--v=1",
+        ]
+        self.controller_manager = proc = self._spawn("kube-controller-manager", args)
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE  # its self-signed serving certificate, on loopback
+
+        def ready() -> bool:
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=insecure, timeout=2) as r:
+                if r.status != 200:
+                    return False
+            if not self.use_service_account_credentials:
+                return True
+            status, _ = self.api_get("/api/v1/namespaces/kube-system/serviceaccounts/horizontal-pod-autoscaler")
+            return status == 200 or "horizontal-pod-autoscaler-controller" not in self.controllers
+
+        self._await(proc, ready, self.start_timeout)
+
+    def _grant_controller_roles_to_the_controller_manager(self) -> None:
+        """Without per-controller credentials every controller writes as the controller-manager's own
+        user, whose bootstrap role lacks what the controllers do (the scale subresource, ...): clusters
+        run that way bind the controllers' roles to it, as this does."""
+        short = {"horizontal-pod-autoscaler-controller": "horizontal-pod-autoscaler"}
+        self.apply([
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+             "metadata": {"name": f"e2e:kube-controller-manager:{role}"},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                         "name": f"system:controller:{role}"},
+             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                           "name": CONTROLLER_MANAGER_USER}]}
+            for role in (short.get(c, c) for c in self.controllers)
+        ])
+
+    def stop_controller_manager(self, timeout: float = 15.0) -> None:
+        if self.controller_manager is not None:
+            self._terminate(self.controller_manager, timeout)
+            self.controller_manager = None
+
+    def controller_manager_log(self) -> str:
+        assert self.controller_manager is not None
+        return self.controller_manager.log_path.read_text(errors="replace")
+
     def stop(self, timeout: float = 15.0) -> None:
-        """Terminate kube-apiserver then etcd (SIGTERM, then SIGKILL after ``timeout``)."""
-        for proc in (self.apiserver, self.etcd):
+        """Terminate kube-controller-manager, kube-apiserver, then etcd (SIGTERM, then SIGKILL after ``timeout``)."""
+        for proc in (self.controller_manager, self.apiserver, self.etcd):
             if proc is not None:
                 self._terminate(proc, timeout)
         _live.discard(self)
@@ -541,6 +651,21 @@ class ControlPlane:
         self.kubeconfig.write_text(yaml.safe_dump(cfg, sort_keys=False))
         self.kubeconfig.chmod(0o600)
 
+    def _write_component_kubeconfig(self, name: str, *, user: str, groups: Sequence[str]) -> Path:
+        """A kubeconfig that authenticates as ``user`` with a client certificate of this CA."""
+        cert, key = self.client_credentials(user, groups)
+        path = self.work_dir / f"{name}.kubeconfig"
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "e2e", "cluster": {"server": self.server,
+                                                    "certificate-authority": str(self.ca_file)}}],
+            "users": [{"name": user, "user": {"client-certificate": str(cert), "client-key": str(key)}}],
+            "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": user}}],
+            "current-context": "e2e",
+        }, sort_keys=False))
+        path.chmod(0o600)
+        return path
+
     def client_credentials(self, user: str, groups: Sequence[str] = ()) -> tuple[Path, Path]:
         """Issue a client certificate for ``user``/``groups``; return ``(cert, key)`` paths."""
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", user)
@@ -605,14 +730,30 @@ class ControlPlane:
         kw["check"] = True
         return json.loads(self.kubectl(*args, "-o", "json", **kw).stdout)
 
+    @property
+    def settles_deployments(self) -> bool:
+        """Whether a Deployment controller runs here, whose first writes :meth:`apply` waits out."""
+        return "deployment-controller" in self.controllers
+
     def apply(self, manifest: str | dict | list[dict], **kw: Any) -> subprocess.CompletedProcess:
-        """Server-side apply a YAML string, an object, or a list of objects."""
-        if not isinstance(manifest, str):
-            docs = manifest if isinstance(manifest, list) else [manifest]
-            manifest = yaml.safe_dump_all(docs, sort_keys=False)
+        """Server-side apply a YAML string, an object, or a list of objects.
+
+        With a Deployment controller running, it then waits until each applied Deployment is
+        observed (:func:`wait_observed`): a test's next write would otherwise race the controllers'
+        status writes, and a write the API server retries on that conflict is admitted twice.
+        """
+        docs = manifest if isinstance(manifest, list) else [manifest] if isinstance(manifest, dict) else None
+        if docs is None:
+            docs = [d for d in yaml.safe_load_all(manifest) if d]
         kw.setdefault("check", True)
-        return self.kubectl("apply", "--server-side", "--force-conflicts",
-                            "--field-manager=safety-gate-e2e", "-f", "-", input=manifest, **kw)
+        res = self.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=safety-gate-e2e",
+                           "-f", "-", input=yaml.safe_dump_all(docs, sort_keys=False), **kw)
+        if res.returncode == 0 and self.settles_deployments:
+            for doc in docs:
+                meta = doc.get("metadata") or {}
+                if doc.get("kind") == "Deployment" and meta.get("namespace") and meta.get("name"):
+                    wait_observed(self, meta["name"], meta["namespace"])
+        return res
 
     def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> str:
         self.apply({"apiVersion": "v1", "kind": "Namespace",
@@ -745,6 +886,25 @@ def render_webhook_configuration(
     return vwcs[0], "chart"
 
 
+def install_approval_policy(cluster: ControlPlane, *, release: str = "safety-gate",
+                            namespace_of_gate: str = "safety-gate", helm: Path | str | None = None) -> list[str]:
+    """Apply the chart's approval ValidatingAdmissionPolicy and its binding; return their names.
+
+    The API server then refuses any OscillationAlert approval whose ``approvedBy`` is not the
+    requesting user. It loads policies asynchronously: callers poll for the effect.
+    """
+    helm = str(helm or default_bin_dir() / "helm")
+    res = subprocess.run(
+        [helm, "template", release, str(CHART_DIR), "--namespace", namespace_of_gate,
+         "--kube-version", pinned_versions()["kube-apiserver"], "--show-only", APPROVAL_POLICY_TEMPLATE],
+        capture_output=True, text=True, timeout=60)
+    if res.returncode != 0:
+        raise RuntimeError(f"helm template failed ({res.returncode}): {res.stderr.strip()}")
+    docs = [d for d in yaml.safe_load_all(res.stdout) if d]
+    cluster.apply(docs)
+    return [d["metadata"]["name"] for d in docs]
+
+
 @dataclass
 class WebhookRegistration:
     name: str
@@ -800,7 +960,7 @@ HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
 
 
 def deployment(name: str, namespace: str, replicas: int = 1, labels: dict[str, str] | None = None) -> dict:
-    """A Deployment (nothing runs it: there is no controller-manager)."""
+    """A Deployment (its pods are created but never run: there is no scheduler or kubelet)."""
     selector = {"app": name}
     return {
         "apiVersion": "apps/v1",
@@ -879,6 +1039,37 @@ def grant_remediation_rights(cluster: ControlPlane, namespace: str, *, subjects:
     ])
 
 
+def wait_observed(cluster: ControlPlane, name: str, namespace: str, kind: str = "deployment",
+                  timeout: float = 60) -> None:
+    """Wait until the workload's controller has observed its latest generation.
+
+    The Deployment controller writes the status of a new or changed Deployment moments later; a
+    ``kubectl scale`` racing that write (or starting from a watch cache that has not seen it yet)
+    conflicts, and the API server retries it, admitting it twice (issue 13: the gate must count
+    that once). :meth:`ControlPlane.apply` waits so for every
+    Deployment it applies.
+    """
+    plural = {"deployment": "deployments", "statefulset": "statefulsets"}[kind]
+    cached_path = f"/apis/apps/v1/namespaces/{namespace}/{plural}/{name}?resourceVersion=0"
+
+    def observed() -> bool:
+        obj = cluster.kubectl_json("get", kind, name, namespace=namespace)
+        status, wanted = obj.get("status") or {}, obj["spec"].get("replicas", 1)
+        conditions = {c.get("type") for c in status.get("conditions") or []}
+        # Its ReplicaSet has created every pod and said so, and the Deployment's status says that
+        # too: after this the controllers have nothing left to write until the next change.
+        settled = (status.get("observedGeneration") == obj["metadata"]["generation"]
+                   and status.get("replicas", 0) == wanted and status.get("updatedReplicas", 0) == wanted
+                   and (kind != "deployment" or {"Available", "Progressing"} <= conditions))
+        if not settled:
+            return False
+        # And the API server's watch cache has caught up: an update starts from the cached object,
+        # and one that turns out stale is retried, admission included.
+        cached = json.loads(cluster.kubectl("get", "--raw", cached_path, check=True).stdout)
+        return cached["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
+    wait_for(observed, timeout=timeout, interval=0.1, description=f"{kind} {namespace}/{name} observed")
+
+
 def replicas_of(cluster: ControlPlane, name: str, namespace: str, kind: str = "deployment") -> int:
     return cluster.kubectl_json("get", kind, name, namespace=namespace)["spec"]["replicas"]
 
@@ -914,6 +1105,10 @@ class ExistingCluster(ControlPlane):
 
     def stop(self, timeout: float = 15.0) -> None:
         pass
+
+    @property
+    def settles_deployments(self) -> bool:
+        return True  # kind runs the Deployment controller
 
     @property
     def running(self) -> bool:

@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repository: tests.gateproc, webhook
 
 from cluster import (  # noqa: E402
+    KUBERNAUT_CRDS,
+    SUITE_CONTROLLERS,
     TEKTON_CRD,
     ControlPlane,
     WebhookRegistration,
@@ -41,6 +43,7 @@ from cluster import (  # noqa: E402
     default_bin_dir,
     deployment,
     ensure_binaries,
+    install_approval_policy,
     project_crd_files,
     register_webhook,
     wait_for,
@@ -77,7 +80,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
-    """A started :class:`ControlPlane` with the chart's CRDs and Tekton's PipelineRun CRD installed.
+    """A started :class:`ControlPlane` with the chart's CRDs and Tekton's PipelineRun CRD installed,
+    and kube-controller-manager running :data:`cluster.SUITE_CONTROLLERS` (the real HPA).
 
     ``cluster.installed_crds`` lists the CRD names. Logs and certificates are
     under ``cluster.work_dir`` (pytest's basetemp, kept for the last runs).
@@ -86,14 +90,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
         from cluster import ExistingCluster
 
         existing = ExistingCluster(tmp_path_factory.mktemp("kind"), kubeconfig=os.environ["KUBECONFIG"]).start()
-        existing.installed_crds = existing.install_crds([TEKTON_CRD])  # the chart installed its own
+        existing.installed_crds = existing.install_crds([TEKTON_CRD, KUBERNAUT_CRDS])  # the chart installed its own
         yield existing
         return
     control_plane_bin_dir = request.getfixturevalue("control_plane_bin_dir")
-    cp = ControlPlane(tmp_path_factory.mktemp("control-plane"), bin_dir=control_plane_bin_dir)
+    cp = ControlPlane(tmp_path_factory.mktemp("control-plane"), bin_dir=control_plane_bin_dir,
+                      controllers=SUITE_CONTROLLERS)
     cp.start()
     try:
-        cp.installed_crds = cp.install_crds([TEKTON_CRD, *project_crd_files()])
+        cp.installed_crds = cp.install_crds([TEKTON_CRD, KUBERNAUT_CRDS, *project_crd_files()])
         yield cp
     finally:
         cp.stop()
@@ -300,6 +305,7 @@ def gate(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory, reques
     cluster.create_namespace(GATE_NAMESPACE)
     cluster.create_namespace(PROBE_NAMESPACE)
     cluster.apply(deployment("probe", PROBE_NAMESPACE))
+    install_approval_policy(cluster, release=GATE_RELEASE, namespace_of_gate=GATE_NAMESPACE)
     under_test.start()
     try:
         under_test.register()

@@ -83,19 +83,23 @@ def test_repeated_pipelineruns_escalate_and_an_approval_admits_exactly_one(clust
                        str(cluster.kubeconfig))
     assert missing.returncode == 1
     assert f"no OscillationAlert 'no-such-alert' in namespace '{namespace}'" in missing.stderr + missing.stdout
+    assert "Traceback" not in missing.stderr
 
-    gate.cli("approve", f"{namespace}/{alert_name}", "--reason", "restart once more after the fix",
-             "--approved-by", "oncall@example.com", "--kubeconfig", str(cluster.kubeconfig), check=True)
+    # The approval records the Kubernetes identity of whoever runs approve (a SelfSubjectReview).
+    approver = cluster.kubectl_json("auth", "whoami")["status"]["userInfo"]["username"]
+    approved = gate.cli("approve", f"{namespace}/{alert_name}", "--reason", "restart once more after the fix",
+                        "--kubeconfig", str(cluster.kubeconfig), check=True)
+    assert f"as {approver}" in approved.stdout
     approval = oscillation_alert(cluster, namespace, alert_name)["spec"]["approval"]
-    assert approval["approvedBy"] == "oncall@example.com" and approval["approvedAt"].endswith("Z")
+    assert approval["approvedBy"] == approver and approval["approvedAt"].endswith("Z")
     # The gate's watch copies it into PostgreSQL, where the engine reads approvals.
     wait_for(lambda: gate.count("SELECT count(*) FROM oscillation_detections WHERE alert_namespace = $1"
-                                " AND alert_name = $2 AND approved_by = 'oncall@example.com'", namespace, alert_name),
+                                " AND alert_name = $2 AND approved_by = $3", namespace, alert_name, approver),
              timeout=30, interval=0.2, description="the approval synced into PostgreSQL")
 
     admitted = create()
     assert admitted.returncode == 0, admitted.stderr
-    assert "allowed once by the approval of oncall@example.com" in admitted.stderr
+    assert f"allowed once by the approval of {approver}" in admitted.stderr
     again = create()
     assert again.returncode != 0 and "safety-gate: ineffective-loop" in again.stderr
     assert len(cluster.kubectl_json("get", "pr", namespace=namespace)["items"]) == 4

@@ -112,6 +112,7 @@ def test_default_environment(default_docs):
     assert env["SAFETY_GATE_FAIL_CLOSED"]["value"] == "false"
     assert json.loads(env["SAFETY_GATE_OBSERVED_USERS"]["value"]) == [
         "system:serviceaccount:kube-system:horizontal-pod-autoscaler",
+        "system:kube-controller-manager",
         "system:serviceaccount:keda:keda-operator",
     ]
     assert json.loads(env["SAFETY_GATE_OBSERVED_GROUPS"]["value"]) == ["system:masters"]

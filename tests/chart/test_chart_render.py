@@ -7,7 +7,8 @@ from chart_helpers import NAMESPACE, render
 
 VALUE_SETS = ["default.yaml", "cert-manager.yaml", "existing-secrets.yaml", "ha-off.yaml", "policies.yaml",
               "failure-policy-fail.yaml"]
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration", "OscillationPattern"}
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration", "OscillationPattern",
+                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 
 
 def nulls(node, path="$"):

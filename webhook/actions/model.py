@@ -28,7 +28,11 @@ class ActorClass(str, enum.Enum):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TargetRef:
-    """The workload an action is aimed at. ``key`` is unique within one cluster."""
+    """The workload an action is aimed at. ``key`` is unique within one cluster.
+
+    A cluster-scoped target (a Node) has no namespace (``""``); its alerts and summaries live in
+    the gate's own namespace (:meth:`home`).
+    """
 
     namespace: str
     kind: str
@@ -41,12 +45,24 @@ class TargetRef:
 
     @property
     def display(self) -> str:
-        return f"{self.kind} {self.namespace}/{self.name}"
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+    @property
+    def cluster_scoped(self) -> bool:
+        return not self.namespace
+
+    def home(self, cluster_namespace: str) -> str:
+        """The namespace of this target's OscillationAlerts: its own, or for a cluster-scoped one the gate's."""
+        return self.namespace or cluster_namespace
 
     @classmethod
     def parse(cls, text: str, *, separator: str = "/") -> TargetRef | None:
-        """Parse ``namespace/Kind/name`` (Kubernaut's TARGET_RESOURCE form); None if malformed."""
+        """Parse ``namespace/Kind/name`` (Kubernaut's TARGET_RESOURCE form), or ``Kind/name`` for a
+        cluster-scoped target (``Node/worker-1``, Kubernaut's ``node/worker-1``); None if malformed."""
         parts = [part.strip() for part in text.strip().split(separator)]
+        if len(parts) == 2 and all(parts):
+            kind, name = parts
+            return cls(namespace="", kind=kind, name=name)
         if len(parts) != 3 or not all(parts):
             return None
         namespace, kind, name = parts
@@ -109,6 +125,9 @@ class ActionEvent:
     bypass: str | None = None
     object_kind: str = ""   # the kind of the admitted object: Deployment, Scale, PipelineRun, ...
     action_id: int | None = None  # the database id once recorded
+    # The remediation this action carries out, when the agent names one: Kubernaut's workflow id.
+    # Its repetition on one target shows the earlier run did not fix what it was for.
+    remediation: str | None = None
 
     @property
     def is_scale(self) -> bool:
@@ -163,6 +182,7 @@ class ActionEvent:
             "bypass": self.bypass,
             "object_kind": self.object_kind,
             "action_id": self.action_id,
+            "remediation": self.remediation,
         }
 
     @classmethod
@@ -187,6 +207,7 @@ class ActionEvent:
             bypass=data.get("bypass"),
             object_kind=data.get("object_kind", ""),
             action_id=data.get("action_id"),
+            remediation=data.get("remediation"),
         )
 
     def replace(self, **changes: Any) -> ActionEvent:

@@ -19,6 +19,9 @@ from webhook.admission.review import AdmissionRequest
 PREFIX = "ai.prometheus-alerts-slm.io/"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 KUBERNAUT_TARGET = "kubernaut.ai/target-resource"
+KUBERNAUT_WORKFLOW_EXECUTION = "kubernaut.ai/workflow-execution"
+KUBERNAUT_WORKFLOW_ID = "kubernaut.ai/workflow-id"
+KUBERNAUT_SOURCE_NAMESPACE = "kubernaut.ai/source-namespace"
 MAX_TEXT = 253  # context and action types from free text: indexed columns, so bounded like a name
 WORKLOAD_KINDS = {"deployments": "Deployment", "statefulsets": "StatefulSet"}
 _CANONICAL_KINDS = {
@@ -41,6 +44,11 @@ class Proposal:
     dry_run: bool
     labels: Mapping[str, str] | None   # the target's labels when the request carries them
     image_candidates: tuple[str, ...] = ()  # new images, to tell a rollback from an update
+    # A Kubernaut PipelineRun's WorkflowExecution (namespace, name): its business context (action
+    # type, signal name) is read from the cluster, by webhook.kube.kubernaut, when the request
+    # itself does not say.
+    workflow_execution: tuple[str, str] | None = None
+    action_type_given: bool = True   # by the request itself (label or param), not a fallback
 
 
 def canonical_kind(kind: str) -> str:
@@ -256,18 +264,19 @@ def _from_pipelinerun(request: AdmissionRequest, *, now: datetime.datetime) -> P
     annotations = {str(k): _clean(v) for k, v in (meta.get("annotations") or {}).items()}
     params = _params(obj)
     pipeline_ref = ((obj.get("spec") or {}).get("pipelineRef") or {}).get("name")
-    action_type = (
-        labels.get(PREFIX + "action-type")
-        or params.get("ACTION_TYPE")
-        or labels.get("kubernaut.ai/workflow-id")
-        or pipeline_ref
-        or "pipelinerun"
-    )[:MAX_TEXT]
+    given = labels.get(PREFIX + "action-type") or params.get("ACTION_TYPE")
+    workflow_id = (labels.get(KUBERNAUT_WORKFLOW_ID) or "")[:MAX_TEXT] or None
+    action_type = (given or workflow_id or pipeline_ref or "pipelinerun")[:MAX_TEXT]
     target = _pipelinerun_target(params, labels, annotations)
     context = _context(annotations, labels, params)
     event = _base_event(request, target=target, action_type=action_type, now=now, context=context,
-                        object_kind="PipelineRun")
-    return _proposal(request, event, labels=None)
+                        object_kind="PipelineRun").replace(remediation=workflow_id)
+    execution = labels.get(KUBERNAUT_WORKFLOW_EXECUTION)
+    workflow_execution = None
+    if execution:
+        workflow_execution = (labels.get(KUBERNAUT_SOURCE_NAMESPACE) or request.namespace or "", execution)
+    return dataclasses.replace(_proposal(request, event, labels=None), workflow_execution=workflow_execution,
+                               action_type_given=bool(given))
 
 
 def _params(obj: Mapping[str, Any]) -> dict[str, str]:

@@ -1,11 +1,14 @@
 """``safety-gate approve NAMESPACE/ALERT``: with a cluster, set the alert's ``spec.approval``
-(Kubernetes RBAC decides who may); without one, record the approval in PostgreSQL."""
+(Kubernetes RBAC decides who may, and the approval records the caller's Kubernetes identity);
+without one, record the approval in PostgreSQL under ``--approved-by`` or the OS user."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
 import getpass
+
+from rich.markup import escape
 
 from webhook.cli import common
 from webhook.settings import Settings
@@ -16,14 +19,19 @@ def run_approve(settings: Settings, *, alert: str, reason: str, approved_by: str
     if alert.count("/") != 1 or not all(alert.split("/")):
         common.err_console.print(f"[red]expected NAMESPACE/ALERT, got {alert!r}[/red]")
         raise SystemExit(2)
-    who = approved_by or getpass.getuser()
     now = datetime.datetime.now(datetime.timezone.utc)
     if settings.kubeconfig is not None or settings.in_cluster:
-        from webhook.kube.approvals import approve_in_cluster
+        from webhook.kube.approvals import ApprovalError, approve_in_cluster
 
-        approve_in_cluster(settings, alert=alert, approved_by=who, reason=reason, now=now)
-        common.console.print(f"approved {alert} in the cluster (spec.approval set)")
+        try:
+            _, who = approve_in_cluster(settings, alert=alert, approved_by=approved_by, reason=reason, now=now)
+        except ApprovalError as exc:
+            # One line, not a traceback: typer handles only its own (vendored) click's exceptions.
+            common.err_console.print(f"[red]{escape(exc.message)}[/red]", highlight=False)
+            raise SystemExit(exc.exit_code) from None
+        common.console.print(f"approved {alert} in the cluster as {who} (spec.approval set)")
         return
+    who = approved_by or getpass.getuser()
     with common.stores(settings, redis=False):
         found = asyncio.run(_approve_in_postgres(settings, alert=alert, who=who, reason=reason, now=now))
     if not found:

@@ -85,7 +85,9 @@ def certs(
 def approve(
     alert: Annotated[str, typer.Argument(help="NAMESPACE/ALERT")],
     reason: Annotated[str, Opt(help="Why this action may proceed.")],
-    approved_by: Annotated[Optional[str], Opt(help="Who approves (default: the current user).")] = None,
+    approved_by: Annotated[Optional[str], Opt(help=(
+        "Who approves, without a cluster (default: the OS user). With a cluster the approval records "
+        "your Kubernetes identity (SelfSubjectReview); if given, this must match it."))] = None,
     postgres_dsn: Annotated[Optional[str], Opt()] = None,
     data_dir: Annotated[Optional[pathlib.Path], Opt()] = None,
     kubeconfig: Annotated[Optional[pathlib.Path], Opt()] = None,

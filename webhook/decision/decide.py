@@ -159,16 +159,18 @@ def decide(
     state: GateState,
     rules: ActorRules,
     hpa: str | None = None,
+    cluster_namespace: str = "default",
 ) -> Decision:
+    """``cluster_namespace``: where alerts of cluster-scoped targets (Nodes) live, the gate's own."""
     event, now = situation.proposed, situation.now
     decision = _judge(proposal=proposal, event=event, now=now, situation=situation, policies=policies,
-                      state=state, rules=rules, hpa=hpa)
+                      state=state, rules=rules, hpa=hpa, cluster_namespace=cluster_namespace)
     return decision.without_effects() if proposal.dry_run else decision
 
 
 def _judge(*, proposal: Proposal, event: ActionEvent, now: datetime.datetime, situation: Situation,
            policies: Mapping[PatternType, PatternPolicy], state: GateState, rules: ActorRules,
-           hpa: str | None) -> Decision:
+           hpa: str | None, cluster_namespace: str) -> Decision:
     warnings: list[str] = []
     if event.bypass:
         if rules.may_bypass(proposal.username, proposal.groups):
@@ -190,7 +192,7 @@ def _judge(*, proposal: Proposal, event: ActionEvent, now: datetime.datetime, si
         warnings.extend(messages.near_miss(f, event.target) for f in findings if not f.triggered)
         return Decision(outcome=Outcome.ALLOW, event=event, warnings=tuple(warnings))
     return _apply_strategy(event=event, now=now, findings=triggered, situation=situation, state=state,
-                           hpa=hpa, warnings=warnings)
+                           hpa=hpa, warnings=warnings, cluster_namespace=cluster_namespace)
 
 
 def _strongest_restriction(restrictions: Sequence[Restriction]) -> Restriction:
@@ -223,11 +225,12 @@ def _refuse_by_restriction(*, event: ActionEvent, now: datetime.datetime, restri
 
 
 def _apply_strategy(*, event: ActionEvent, now: datetime.datetime, findings: tuple[Finding, ...],
-                    situation: Situation, state: GateState, hpa: str | None, warnings: list[str]) -> Decision:
+                    situation: Situation, state: GateState, hpa: str | None, warnings: list[str],
+                    cluster_namespace: str = "default") -> Decision:
     winner, others = findings[0], findings[1:]
     policy = winner.policy
     target = event.target
-    alert_ns = target.namespace if target else "default"
+    alert_ns = target.home(cluster_namespace) if target else "default"
     alert = alert_name(pattern=winner.pattern, target=target, actor=event.actor, scope=winner.scope)
     alert_key = f"{alert_ns}/{alert}"
     enforcement = _effective_enforcement(event, policy.enforcement)

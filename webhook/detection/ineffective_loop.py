@@ -1,15 +1,19 @@
 """ineffective-loop: the same action repeated on one target without effect (DESIGN §4).
 
 Over the target's events in the window (every actor's), the *earlier* actions are those of the
-proposed action's type. Each earlier action is
+proposed action's type, and, when the proposal names a remediation (Kubernaut's workflow id),
+those of the same remediation whatever their type. Each earlier action is
 
 * **effective** when its recorded effectiveness is ≥ ``effectivenessThreshold`` (0.3). It ended
   the loop: only actions after the last effective one count.
 * **ineffective** when its recorded effectiveness is below the threshold, or when it is
   unassessed and a later event on the target (any type, any actor, the proposed one included)
-  carries the same non-empty alert name: the alert it answered came back.
-* otherwise **undecided** (unassessed, and its alert never came back or it had none): it
-  neither counts nor resets, because nothing shows it failed or worked.
+  carries the same non-empty alert name: the alert it answered came back. For a remediation
+  (Kubernaut's loops carry no alert name unless its RemediationRequest could be read), also
+  when it is unassessed and a later remediation on the target runs the same workflow or the
+  same action type: the agent tried again because the first run did not fix it.
+* otherwise **undecided** (unassessed, and nothing came back after it): it neither counts nor
+  resets, because nothing shows it failed or worked.
 
 Triggered when the ineffective actions after the last effective one number ≥
 ``minOccurrences`` − 1: with the default 4, the proposed action would be the 4th in a row.
@@ -39,7 +43,7 @@ def detect(situation: Situation, policy: PatternPolicy) -> Finding | None:
 
     counted: list[ActionEvent] = []
     for index, event in enumerate(events[:-1]):
-        if event.action_type != proposed.action_type:
+        if not _same_loop(event, proposed):
             continue
         if event.effectiveness is not None and event.effectiveness >= threshold:
             counted.clear()
@@ -62,17 +66,31 @@ def detect(situation: Situation, policy: PatternPolicy) -> Finding | None:
     )
 
 
+def _same_loop(event: ActionEvent, proposed: ActionEvent) -> bool:
+    return event.action_type == proposed.action_type or (
+        proposed.remediation is not None and event.remediation == proposed.remediation)
+
+
 def _ineffective(event: ActionEvent, *, later: list[ActionEvent], threshold: float) -> bool:
     if event.effectiveness is not None:
         return event.effectiveness < threshold
-    return bool(event.alert_name) and any(other.alert_name == event.alert_name for other in later)
+    if event.alert_name and any(other.alert_name == event.alert_name for other in later):
+        return True
+    return event.remediation is not None and any(
+        other.remediation is not None
+        and (other.remediation == event.remediation or other.action_type == event.action_type)
+        for other in later)
 
 
 def summarise(counted: list[ActionEvent], *, proposed: ActionEvent, situation: Situation) -> str:
     alerts = list(dict.fromkeys(event.alert_name for event in counted if event.alert_name))
+    workflows = list(dict.fromkeys(event.remediation for event in counted
+                                   if event.remediation and event.remediation != event.action_type))
     details = []
     if alerts:
         details.append(f"{'alert' if len(alerts) == 1 else 'alerts'} {', '.join(alerts)}")
+    if workflows:
+        details.append(f"{'workflow' if len(workflows) == 1 else 'workflows'} {', '.join(workflows)}")
     if any(event.effectiveness is not None for event in counted):
         scores = [
             "unassessed" if event.effectiveness is None else _wording.number(event.effectiveness)

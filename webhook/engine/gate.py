@@ -59,6 +59,8 @@ class Gate:
         on_remembered: Callable[[Decision], None] | None = None,
         labels_for: Callable[[TargetRef], Awaitable[Mapping[str, str] | None]] | None = None,
         hpa_for: Callable[[TargetRef], Awaitable[str | None]] | None = None,
+        context_for: Callable[[Proposal], Awaitable[Proposal]] | None = None,
+        cluster_namespace: str = "default",
     ) -> None:
         self.history = history
         self.policies = policies
@@ -70,6 +72,8 @@ class Gate:
         self.on_remembered = on_remembered
         self.labels_for = labels_for
         self.hpa_for = hpa_for
+        self.context_for = context_for  # e.g. Kubernaut's WorkflowExecution behind a PipelineRun
+        self.cluster_namespace = cluster_namespace  # alerts of cluster-scoped targets (Nodes): the gate's
 
     async def review(self, request: AdmissionRequest, *, record: bool = True) -> GateResult:
         """Decide one admission request. ``record=False`` computes the same answer and remembers nothing."""
@@ -81,6 +85,8 @@ class Gate:
                               latency_ms=(time.perf_counter() - started) * 1000, dry_run=request.dryRun)
         if not record:
             proposal = dataclasses.replace(proposal, dry_run=True)
+        if self.context_for is not None and proposal.workflow_execution is not None:
+            proposal = await self.context_for(proposal)  # bounded; before the lock, which it must not hold up
         try:
             async with self.history.serialized(self._lock_names(proposal)):
                 # Time is read inside the lock, so the order of decisions on a target is the order
@@ -127,20 +133,22 @@ class Gate:
         state = _state(restrictions, policies=policies, target=target, now=now)
         situation = Situation(proposed=event, now=now, history=history, actor_history=actor_history,
                               resets=_resets(restrictions, now=now))
-        decision = decide(proposal=proposal, situation=situation, policies=policies, state=state, rules=self.rules)
+        decision = decide(proposal=proposal, situation=situation, policies=policies, state=state, rules=self.rules,
+                          cluster_namespace=self.cluster_namespace)
         if not decision.findings:
             return decision
         # Approvals, effectiveness and the HPA's name can change the answer only now; load them only now.
         winner = decision.findings[0]
         if decision.strategy in (Strategy.ESCALATE_HUMAN, Strategy.ALTERNATIVE_ACTION):
-            alerts = [f"{target.namespace}/" + alert_name(pattern=f.pattern, target=target, actor=event.actor,
-                                                         scope=f.scope) for f in decision.findings]
+            home = target.home(self.cluster_namespace)
+            alerts = [f"{home}/" + alert_name(pattern=f.pattern, target=target, actor=event.actor, scope=f.scope)
+                      for f in decision.findings]
             state = dataclasses.replace(state, approvals=await self.history.approvals(alerts))
             situation = dataclasses.replace(situation,
                                             target_effectiveness=await self.history.target_effectiveness(target))
         hpa = await self.hpa_for(target) if self.hpa_for and winner.counterpart else None
         return decide(proposal=proposal, situation=situation, policies=policies, state=state, rules=self.rules,
-                      hpa=hpa)
+                      hpa=hpa, cluster_namespace=self.cluster_namespace)
 
     async def _policies_for(self, proposal: Proposal, target: TargetRef) -> dict[PatternType, PatternPolicy]:
         policy_set = self.policies()

@@ -111,6 +111,8 @@ def alert_spec(alert: AlertUpdate, *, cluster_id: str) -> dict[str, Any]:
             ref = {"kind": "Cluster", "name": cluster_id}
         else:
             ref = {"apiVersion": "v1", "kind": "Namespace", "name": target.namespace}
+    elif target.cluster_scoped:  # a Node: the alert itself lives in the gate's namespace
+        ref = {"apiVersion": target.api_version or "v1", "kind": target.kind, "name": target.name}
     else:
         ref = {"apiVersion": target.api_version or "apps/v1", "kind": target.kind, "namespace": target.namespace,
                "name": target.name}

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+import kubernetes.client
 
 from webhook.kube.alerts import parse_time, rfc3339, utcnow
 from webhook.kube.client import ALERTS, GROUP, VERSION, KubeClient, is_status
@@ -34,18 +35,47 @@ logger = logging.getLogger(__name__)
 class ApprovalError(click.ClickException):
     """Approving failed for a reason the person can act on (no such alert, not allowed).
 
-    A ``ClickException`` so that ``safety-gate approve`` prints one line and exits 1 instead of
-    a traceback.
+    ``safety-gate approve`` prints its message as one line and exits with ``exit_code`` (1).
     """
+
+
+class ApproverMismatch(ApprovalError):
+    """``--approved-by`` names someone the cluster did not authenticate: bad input, exit 2."""
+
+    exit_code = 2
 
 
 def approval_patch(*, approved_by: str, reason: str, now: datetime.datetime) -> dict[str, Any]:
     return {"spec": {"approval": {"approvedBy": approved_by, "reason": reason, "approvedAt": rfc3339(now)}}}
 
 
-def approve_in_cluster(settings: Settings, *, alert: str, approved_by: str, reason: str,
-                       now: datetime.datetime) -> dict[str, Any]:
-    """Set ``spec.approval`` of ``NAMESPACE/ALERT`` (merge patch) as the caller's Kubernetes identity."""
+def kubernetes_identity(client: KubeClient, *, timeout: float) -> str:
+    """Who the API server says the caller is (a ``SelfSubjectReview``, authentication.k8s.io/v1).
+
+    The approval names the Kubernetes user whose RBAC allowed it, not the login of the machine
+    the command runs on (``root`` in a pod or a CI runner). Every authenticated user may create
+    one (``system:basic-user``), so a refusal means the cluster predates the API (< 1.28).
+    """
+    api = kubernetes.client.AuthenticationV1Api(client.api_client)
+    try:
+        review = api.create_self_subject_review(kubernetes.client.V1SelfSubjectReview(), _request_timeout=timeout)
+    except Exception as exc:
+        raise ApprovalError(f"cannot tell who you are in the cluster (SelfSubjectReview failed: "
+                            f"{getattr(exc, 'reason', None) or exc}); the approval needs your Kubernetes identity"
+                            ) from None
+    username = getattr(getattr(review.status, "user_info", None), "username", None)
+    if not username:
+        raise ApprovalError("the cluster's SelfSubjectReview named no user; the approval needs your identity")
+    return str(username)
+
+
+def approve_in_cluster(settings: Settings, *, alert: str, approved_by: str | None, reason: str,
+                       now: datetime.datetime) -> tuple[dict[str, Any], str]:
+    """Set ``spec.approval`` of ``NAMESPACE/ALERT`` (merge patch) as the caller's Kubernetes identity.
+
+    Returns the patched alert and the identity recorded as ``approvedBy``. ``approved_by``, when
+    given, must be that identity: a name the cluster did not authenticate is not an approval.
+    """
     namespace, _, name = alert.partition("/")
     if not namespace or not name or "/" in name:
         raise ApprovalError(f"expected NAMESPACE/ALERT, got {alert!r}")
@@ -55,9 +85,16 @@ def approve_in_cluster(settings: Settings, *, alert: str, approved_by: str, reas
     if client is None:
         raise ApprovalError("no cluster configured: pass --kubeconfig (or run in a cluster)")
     try:
-        return client.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, ALERTS, name, approval_patch(approved_by=approved_by, reason=reason, now=now),
+        who = kubernetes_identity(client, timeout=settings.kube_timeout_seconds)
+        if approved_by is not None and approved_by != who:
+            raise ApproverMismatch(f"--approved-by {approved_by!r} is not you: the cluster authenticates you as "
+                                f"{who!r}, and that is who the approval records (omit --approved-by)")
+        patched = client.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, ALERTS, name, approval_patch(approved_by=who, reason=reason, now=now),
             _request_timeout=settings.kube_timeout_seconds)
+        return patched, who
+    except ApprovalError:
+        raise
     except Exception as exc:
         if is_status(exc, 404):
             raise ApprovalError(

@@ -14,14 +14,17 @@ from typing import Any
 
 import asyncpg
 
+from webhook.effectiveness.service import EffectivenessService
 from webhook.kube.alerts import AlertWriter
 from webhook.kube.approvals import ApprovalSync
 from webhook.kube.client import KubeClient
+from webhook.kube.kubernaut import AssessmentWatch, KubernautLookups
 from webhook.kube.lookups import Lookups
 from webhook.kube.policies import PolicyWatcher
 from webhook.kube.summaries import Summariser
 from webhook.policy.provider import PolicyProvider
 from webhook.settings import Settings
+from webhook.store.history import HistoryStore
 from webhook.store.postgres import PostgresStore
 
 logger = logging.getLogger(__name__)
@@ -29,7 +32,8 @@ logger = logging.getLogger(__name__)
 
 class KubeComponents:
     def __init__(self, client: KubeClient, *, settings: Settings, postgres: PostgresStore,
-                 policies: PolicyProvider, jobs_pool: asyncpg.Pool | None = None) -> None:
+                 policies: PolicyProvider, jobs_pool: asyncpg.Pool | None = None,
+                 history: HistoryStore | None = None) -> None:
         self.client = client
         self.alerts = AlertWriter(client, cluster_id=settings.cluster_id, queue_size=settings.alert_queue_size,
                                   sweep_every=settings.alert_sweep_seconds,
@@ -37,6 +41,11 @@ class KubeComponents:
         self.approvals = ApprovalSync(client, postgres=postgres)
         self.policies = PolicyWatcher(client, provider=policies)
         self.lookups = Lookups(client)
+        self.kubernaut = KubernautLookups(client)
+        self.assessments: AssessmentWatch | None = None
+        if history is not None:  # Kubernaut's EffectivenessAssessments, where its CRD exists
+            self.assessments = AssessmentWatch(
+                client, effectiveness=EffectivenessService(history=history, pool=jobs_pool))
         self.summaries: Summariser | None = None
         if settings.summaries:
             self.summaries = Summariser(
@@ -48,30 +57,35 @@ class KubeComponents:
 
     @classmethod
     def create(cls, settings: Settings, *, postgres: PostgresStore, policies: PolicyProvider,
-               jobs_pool: asyncpg.Pool | None = None) -> KubeComponents | None:
+               jobs_pool: asyncpg.Pool | None = None, history: HistoryStore | None = None) -> KubeComponents | None:
         client = KubeClient.from_settings(settings)
         if client is None:
             logger.info("no cluster configured: detections stay in PostgreSQL, policies from file and defaults")
             return None
         logger.info("cluster configured (%s): writing OscillationAlerts, watching OscillationPatterns",
                     settings.kubeconfig or "in-cluster")
-        return cls(client, settings=settings, postgres=postgres, policies=policies, jobs_pool=jobs_pool)
+        return cls(client, settings=settings, postgres=postgres, policies=policies, jobs_pool=jobs_pool,
+                   history=history)
 
     def gate_hooks(self) -> dict[str, Any]:
         return {"on_remembered": self.alerts.submit, "labels_for": self.lookups.labels_for,
-                "hpa_for": self.lookups.hpa_for}
+                "hpa_for": self.lookups.hpa_for, "context_for": self.kubernaut.context_for}
 
     async def start(self) -> None:
         """Start the background tasks; never waits for the API server (they retry on their own)."""
         self.policies.start()
         self.approvals.start()
         self.alerts.start()
+        if self.assessments is not None:
+            self.assessments.start()
         if self.summaries is not None:
             self.summaries.start()
 
     async def stop(self) -> None:
         if self.summaries is not None:
             await self.summaries.stop()
+        if self.assessments is not None:
+            await self.assessments.stop()
         await self.alerts.stop()
         await self.approvals.stop()
         await self.policies.stop()

@@ -28,17 +28,30 @@ logger = logging.getLogger(__name__)
 V = TypeVar("V")
 
 
-class _Cache(Generic[V]):
-    """Values by key with a time to live; one lookup in flight per key."""
+class BoundedCache(Generic[V]):
+    """Values by key with a time to live; one lookup in flight per key; at most ``max_entries``
+    values (the oldest go first), because keys can come from request content."""
 
     def __init__(self, *, ttl: float, error_ttl: float, budget: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_entries: int = 10_000,
+                 none_ttl: float | None = None) -> None:
         self.ttl = ttl
         self.error_ttl = error_ttl
+        self.none_ttl = ttl if none_ttl is None else none_ttl
         self.budget = budget
         self.clock = clock
+        self.max_entries = max_entries
         self._values: dict[str, tuple[float, V | None]] = {}
         self._inflight: dict[str, asyncio.Task[V | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def _store(self, key: str, value: V | None, ttl: float) -> None:
+        self._values.pop(key, None)
+        while len(self._values) >= self.max_entries:
+            self._values.pop(next(iter(self._values)))
+        self._values[key] = (self.clock() + ttl, value)
 
     async def get(self, key: str, load: Callable[[], Awaitable[V | None]]) -> V | None:
         cached = self._values.get(key)
@@ -57,11 +70,11 @@ class _Cache(Generic[V]):
     async def _load(self, key: str, load: Callable[[], Awaitable[V | None]]) -> V | None:
         try:
             value = await load()
-            self._values[key] = (self.clock() + self.ttl, value)
+            self._store(key, value, self.ttl if value is not None else self.none_ttl)
             return value
         except Exception as exc:  # noqa: BLE001 - None is the documented answer on error
             logger.warning("lookup of %s failed: %s", key, getattr(exc, "reason", None) or exc)
-            self._values[key] = (self.clock() + self.error_ttl, None)
+            self._store(key, None, self.error_ttl)
             return None
         finally:
             self._inflight.pop(key, None)
@@ -72,8 +85,9 @@ class Lookups:
                  request_timeout: float = 2.0) -> None:
         self.client = client
         self.request_timeout = request_timeout
-        self._labels: _Cache[dict[str, str]] = _Cache(ttl=ttl, error_ttl=5.0, budget=budget)
-        self._hpas: _Cache[dict[tuple[str, str], str]] = _Cache(ttl=ttl, error_ttl=5.0, budget=budget)
+        self._labels: BoundedCache[dict[str, str]] = BoundedCache(ttl=ttl, error_ttl=5.0, budget=budget)
+        self._hpas: BoundedCache[dict[tuple[str, str], str]] = BoundedCache(ttl=ttl, error_ttl=5.0,
+                                                                            budget=budget)
 
     async def labels_for(self, target: TargetRef) -> dict[str, str] | None:
         """The workload's labels, or None (unknown kind, not found, error, too slow)."""

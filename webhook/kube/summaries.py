@@ -258,7 +258,7 @@ class Summariser:
         for plural, objects in ((ahs.PLURAL, summaries), (em.PLURAL, metric_objects)):
             self._written[plural] = {(o["metadata"]["namespace"], o["metadata"]["name"]): digest(o) for o in objects}
         now = await self.repository.database_now()
-        active = {(t.namespace, ahs.summary_name(t))
+        active = {(t.home(self.gate_namespace), ahs.summary_name(t))
                   for t in await self.repository.active_targets(since=now - self.retention)}
         for namespace, name in sorted(set(self._written[ahs.PLURAL]) - active):
             await self._delete(ahs.KIND, ahs.PLURAL, (namespace, name), report)
@@ -292,12 +292,13 @@ class Summariser:
 
     async def _summarise(self, change: Change, facts: ahs.TargetFacts | None, *, active_since: datetime.datetime,
                          report: PassReport) -> None:
-        key = (change.target.namespace, ahs.summary_name(change.target))
+        key = (change.target.home(self.gate_namespace), ahs.summary_name(change.target))
         if facts is None or facts.last_action_at is None or facts.last_action_at < active_since:
             if key in self._written[ahs.PLURAL]:
                 await self._delete(ahs.KIND, ahs.PLURAL, key, report)
             return
-        await self._apply(ahs.PLURAL, ahs.target_summary(facts, cluster_id=self.cluster_id), report)
+        await self._apply(ahs.PLURAL, ahs.target_summary(facts, cluster_id=self.cluster_id,
+                                                         cluster_namespace=self.gate_namespace), report)
 
     async def _summarise_effectiveness(self, now: datetime.datetime, report: PassReport) -> None:
         if self._metrics_at is not None and self.clock() - self._metrics_at < self.metrics_every:

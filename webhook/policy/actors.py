@@ -9,6 +9,9 @@ from webhook.actions.model import ActorClass
 
 DEFAULT_OBSERVED_USERS = (
     "system:serviceaccount:kube-system:horizontal-pod-autoscaler",
+    # The HPA (and every other controller) writes as this user when kube-controller-manager
+    # runs without --use-service-account-credentials.
+    "system:kube-controller-manager",
     "system:serviceaccount:keda:keda-operator",
 )
 DEFAULT_OBSERVED_GROUPS = ("system:masters",)

@@ -198,13 +198,14 @@ class Runtime:
         from webhook.kube.components import KubeComponents
 
         self.kube = KubeComponents.create(settings, postgres=self.postgres, policies=self.policies,
-                                          jobs_pool=self.jobs_pool)
+                                          jobs_pool=self.jobs_pool, history=self.history)
         self.gate = Gate(
             **(self.kube.gate_hooks() if self.kube else {}),
             history=self.history,
             policies=self.policies,
             rules=settings.actor_rules(),
             excluded_namespaces=settings.excluded_namespaces,
+            cluster_namespace=settings.namespace,
             fail_closed=settings.fail_closed,
             on_decision=validate.observe,
         )

@@ -116,17 +116,25 @@ def target_status(facts: TargetFacts) -> dict[str, Any]:
     return status
 
 
-def target_summary(facts: TargetFacts, *, cluster_id: str) -> dict[str, Any]:
-    """The whole object, as server-side apply takes it: what it leaves out is removed."""
+def target_ref(target: TargetRef) -> dict[str, str]:
+    """The target as an object reference; a cluster-scoped one (a Node) has no namespace."""
+    if target.cluster_scoped:
+        return {"apiVersion": target.api_version or "v1", "kind": target.kind, "name": target.name}
+    return {"apiVersion": target.api_version or "apps/v1", "kind": target.kind, "namespace": target.namespace,
+            "name": target.name}
+
+
+def target_summary(facts: TargetFacts, *, cluster_id: str, cluster_namespace: str = "default") -> dict[str, Any]:
+    """The whole object, as server-side apply takes it: what it leaves out is removed. A
+    cluster-scoped target's summary lives in ``cluster_namespace`` (the gate's)."""
     target = facts.target
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": {"name": summary_name(target), "namespace": target.namespace,
+        "metadata": {"name": summary_name(target), "namespace": target.home(cluster_namespace),
                      "labels": {**MANAGED_BY, f"{API_GROUP}/cluster-id": dns_name(cluster_id)[:63]}},
         "spec": {
-            "targetRef": {"apiVersion": target.api_version or "apps/v1", "kind": target.kind,
-                          "namespace": target.namespace, "name": target.name},
+            "targetRef": target_ref(target),
             "target": f"{target.kind}/{target.name}",
         },
         "status": target_status(facts),

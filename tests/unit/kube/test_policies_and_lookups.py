@@ -10,7 +10,7 @@ import pytest
 
 from webhook.kube.approvals import approval_patch
 from webhook.kube.client import Backoff, KubeClient, KubeConfigError, load_api_client
-from webhook.kube.lookups import _Cache
+from webhook.kube.lookups import BoundedCache
 from webhook.kube.policies import parse_pattern
 from webhook.policy.model import Enforcement, PatternType
 from webhook.settings import Settings
@@ -75,7 +75,7 @@ async def test_the_lookup_cache_answers_from_cache_and_never_waits_past_its_budg
     calls: list[str] = []
     release = asyncio.Event()
     clock = [0.0]
-    cache: _Cache[str] = _Cache(ttl=30, error_ttl=5, budget=0.05, clock=lambda: clock[0])
+    cache: BoundedCache[str] = BoundedCache(ttl=30, error_ttl=5, budget=0.05, clock=lambda: clock[0])
 
     async def slow() -> str:
         calls.append("slow")
