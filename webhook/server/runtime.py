@@ -24,6 +24,7 @@ from webhook.server.jobs import start_jobs
 from webhook.settings import Settings
 from webhook.store.cache import RedisCache
 from webhook.store.history import HistoryStore
+from webhook.store.locks import AdvisoryLocks, open_lock_pool
 from webhook.store.migrate import migrate
 from webhook.store.outbox import Outbox
 from webhook.store.postgres import PostgresStore, create_pool
@@ -69,6 +70,7 @@ class Runtime:
         self.settings = settings
         self.postgres: PostgresStore | None = None
         self.jobs_pool: asyncpg.Pool | None = None
+        self.lock_pool: asyncpg.Pool | None = None
         self.cache: RedisCache | None = None
         self.history: HistoryStore | None = None
         self.gate: Gate | None = None
@@ -94,7 +96,9 @@ class Runtime:
                                              horizon=CACHE_HORIZON)
         outbox = Outbox(redis=self.cache.client if self.cache else None, stream=f"sg:{settings.cluster_id}:outbox",
                         spool=settings.data_dir / "spool" / "outbox.jsonl")
-        self.history = HistoryStore(postgres=self.postgres, cache=self.cache, outbox=outbox)
+        self.lock_pool = await open_lock_pool(settings.postgres_dsn)  # lock waits never take decisions' connections
+        self.history = HistoryStore(postgres=self.postgres, cache=self.cache, outbox=outbox,
+                                    locks=AdvisoryLocks(self.lock_pool, cluster_id=settings.cluster_id))
         from webhook.kube.components import KubeComponents
 
         self.kube = KubeComponents.create(settings, postgres=self.postgres, policies=self.policies,
@@ -163,6 +167,8 @@ class Runtime:
             await self.postgres.pool.close()
         if self.jobs_pool is not None:
             await self.jobs_pool.close()
+        if self.lock_pool is not None:
+            await self.lock_pool.close()
 
     def policies_synced(self) -> bool:
         """Without a cluster there is nothing to wait for; with one, the first list of policies."""
