@@ -8,8 +8,12 @@ form, kept whole as a dead letter with the reason, counted, and the rest drains.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
+import os
+import subprocess
+import sys
 import uuid
 
 import asyncpg
@@ -124,3 +128,21 @@ async def test_a_torn_spool_line_is_kept_as_a_dead_letter_and_does_not_block_the
         held = await rows(fresh_database, "SELECT reason, resolution, payload FROM dead_letters")
         assert len(held) == 1 and held[0]["resolution"] == "held" and "unreadable" in held[0]["reason"]
         assert json.loads(held[0]["payload"]).startswith('{"uid": "torn"')
+
+
+async def test_dead_letters_are_listed_by_the_cli(fresh_database, tmp_path):
+    async with store_stack(dsn=fresh_database, redis_url=None, spool=tmp_path / "outbox.jsonl") as history:
+        for bundle in poisoned().values():
+            await history.remember(bundle, now=bundle.decided_at)
+    command = [sys.executable, "-m", "webhook", "dead-letters", "--postgres-dsn", fresh_database]
+    listed = await asyncio.to_thread(subprocess.run, [*command, "--json"], capture_output=True, text=True,
+                                     timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    letters = json.loads(listed.stdout)
+    assert len(letters) == 3
+    assert {letter["resolution"] for letter in letters} == {"sanitized"}
+    assert all(letter["reason"] and letter["request_uid"] for letter in letters)
+    assert any("2147483648" in letter["payload"] for letter in letters)
+    table = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=120,
+                                    env={**os.environ, "COLUMNS": "200"})
+    assert table.returncode == 0 and "sanitized" in table.stdout and "RESOLUTION" in table.stdout
