@@ -109,7 +109,9 @@ def test_both_down_fails_open_and_the_spooled_actions_land_once(
         assert answer["allowed"] is True
         assert any("fail-open" in w for w in answer["warnings"])
         uids.append(body["request"]["uid"])
-    assert gate.client.get("/readyz").status_code == 503
+    readiness = gate.client.get("/readyz")
+    assert readiness.status_code == 503
+    assert readiness.json()["degraded"] is True and readiness.json()["history"] == "unavailable"
     assert 'safety_gate_degraded_decisions_total{reason="unavailable"} 5.0' in gate.client.get("/metrics").text
     assert (gate.data_dir / "spool" / "outbox.jsonl").read_text().count("\n") == 5
     postgres.start()
@@ -127,3 +129,7 @@ def test_both_down_with_fail_closed_refuses(gate_factory, embedded_postgres_fact
     answer = gate.decide(reviews.scale(before=2, after=3))
     assert answer["allowed"] is False and answer["status"]["code"] == 503
     assert "failClosed" in answer["status"]["message"]
+    # Observed actors are never refused, in any mode (DESIGN §3): the HPA and system:masters.
+    assert gate.decide(reviews.scale(before=2, after=4, user=reviews.HPA))["allowed"] is True
+    assert gate.decide(reviews.scale(before=4, after=1, user="kubernetes-admin",
+                                     groups=["system:masters", "system:authenticated"]))["allowed"] is True
