@@ -98,8 +98,8 @@ def test_reversals_storm_on_a_target_in_a_cooling_period_admits_none(gates, fres
     assert not recorded.keys() & {b["request"]["uid"] for b in bodies}
 
 
-def cascade_bodies() -> list[dict]:
-    return [reviews.scale(name=f"svc-{i:02d}", before=2, after=3) for i in range(CASCADE)]
+def cascade_bodies(namespace: str = "shop") -> list[dict]:
+    return [reviews.scale(name=f"svc-{i:02d}", namespace=namespace, before=2, after=3) for i in range(CASCADE)]
 
 
 def serial_admissions(gates, postgres_dsn: str, bodies: list[dict], *, redis: str) -> list[bool]:
@@ -125,3 +125,59 @@ def test_cascade_storm_admits_exactly_the_serial_budget(gates, fresh_database, p
     # Every admitted action is recorded once; no refused one is.
     recorded = traces(fresh_database)
     assert set(recorded) == set(admitted) and set(recorded.values()) == {1}
+
+
+def wait_until(predicate, *, timeout: float = 60, what: str = "condition"):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def postgres_down(gate: GateProcess) -> bool:
+    return gate.client.get("/readyz").json()["stores"]["postgres"] == "down"
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_storms_with_postgres_down_admit_the_serial_result_and_land_once(
+        tmp_path, embedded_postgres_factory, fresh_redis_url, replicas):
+    """PostgreSQL down: decisions come from the cache and the outbox, locks from Redis. The cooling
+    period formed before the outage holds, the cascade budget counts what waits in the outbox, and
+    everything admitted reaches PostgreSQL exactly once when it returns."""
+    postgres = embedded_postgres_factory()
+    pool = []
+    for name in ["a", "b"][:replicas]:
+        gate = GateProcess(data_dir=tmp_path / name, postgres_dsn=postgres.dsn, redis_url=fresh_redis_url)
+        pool.append(gate.start())
+    try:
+        first = pool[0]
+        for before, after in [(3, 5), (5, 3)]:
+            assert first.decide(reviews.scale(before=before, after=after))["allowed"] is True
+        assert first.decide(reviews.scale(before=3, after=5))["status"]["code"] == 429  # cooling period
+        postgres.stop()
+        for gate in pool:
+            wait_until(lambda: postgres_down(gate), what="the gate to see postgres down")
+
+        reversals = [reviews.scale(before=5, after=3) for _ in range(REVERSALS)]
+        answers = storm([(pool[i % len(pool)], body) for i, body in enumerate(reversals)])
+        assert [a for a in answers if a["allowed"]] == [] and {a["status"]["code"] for a in answers} == {429}
+
+        bodies = cascade_bodies("web")  # a namespace of its own: the agent's budget there is untouched
+        answers = storm([(pool[i % len(pool)], body) for i, body in enumerate(bodies)])
+        admitted = [body["request"]["uid"] for body, answer in zip(bodies, answers) if answer["allowed"]]
+        assert len(admitted) == 4 and not any(unchecked(a) for a in answers)
+
+        postgres.start()
+        wait_until(lambda: set(admitted) <= set(traces(postgres.dsn)), what="the outbox to drain")
+        recorded = traces(postgres.dsn)
+        assert all(recorded[uid] == 1 for uid in admitted)
+        assert not recorded.keys() & {b["request"]["uid"] for b in reversals}
+        assert not recorded.keys() & ({b["request"]["uid"] for b in bodies} - set(admitted))
+    finally:
+        for gate in pool:
+            gate.stop()
