@@ -112,7 +112,7 @@ def test_both_down_fails_open_and_the_spooled_actions_land_once(
     readiness = gate.client.get("/readyz")
     assert readiness.status_code == 503
     assert readiness.json()["degraded"] is True and readiness.json()["history"] == "unavailable"
-    assert 'safety_gate_degraded_decisions_total{reason="unavailable"} 5.0' in gate.client.get("/metrics").text
+    assert 'safety_gate_degraded_decisions_total{mode="fail-open",reason="unavailable"} 5.0' in gate.client.get("/metrics").text
     assert (gate.data_dir / "spool" / "outbox.jsonl").read_text().count("\n") == 5
     postgres.start()
     redis_server.start()

@@ -53,7 +53,10 @@ def test_a_cold_cache_with_postgres_down_is_degraded_and_said_so(tmp_path, embed
         assert hpa["allowed"] is True
         assert person["allowed"] is True and any("without the full history" in w for w in person["warnings"])
         metrics = gate.client.get("/metrics").text
-        assert 'safety_gate_degraded_decisions_total{reason="cold-cache"} 3.0' in metrics
+        assert f'safety_gate_degraded_decisions_total{{mode="decided",reason="cold-cache"}} {2.0 if fail_closed else 3.0}' \
+            in metrics
+        if fail_closed:
+            assert 'safety_gate_degraded_decisions_total{mode="fail-closed",reason="cold-cache"} 1.0' in metrics
 
         postgres.start()
         wait_until(lambda: gate.client.get("/readyz").json()["history"] == "complete", what="postgres back")

@@ -45,6 +45,14 @@ class GateResult:
     dry_run: bool = False
     degraded: str | None = None   # a ``Gap`` value: what the decision was taken without
 
+    @property
+    def degraded_mode(self) -> str:
+        """What the gate did about it: decided anyway, failed open or closed, or asked for a retry."""
+        outcome = self.decision.outcome if self.decision else None
+        if outcome in (Outcome.FAIL_OPEN, Outcome.FAIL_CLOSED, Outcome.RETRY):
+            return outcome.value
+        return "decided"
+
 
 class Gate:
     def __init__(
