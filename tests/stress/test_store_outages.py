@@ -37,9 +37,7 @@ def test_a_cold_cache_with_postgres_down_is_degraded_and_said_so(tmp_path, embed
             client.flushall()  # Redis restarted without its data: every cached history is gone
         finally:
             client.close()
-        readiness = wait_until(lambda: (body := gate.client.get("/readyz").json())["history"] == "incomplete"
-                               and body, what="readiness to see the cold cache")
-        assert readiness["degraded"] is True and readiness["stores"] == {"postgres": "down", "redis": "up"}
+        wait_until(lambda: gate.client.get("/readyz").json()["stores"]["postgres"] == "down", what="postgres down")
 
         # This reversal would start a cooling period with the full history; the gate cannot know.
         agent = gate.decide(reviews.scale(before=3, after=5))
@@ -52,6 +50,9 @@ def test_a_cold_cache_with_postgres_down_is_degraded_and_said_so(tmp_path, embed
             assert any("without the full history" in w for w in agent["warnings"])
         assert hpa["allowed"] is True
         assert person["allowed"] is True and any("without the full history" in w for w in person["warnings"])
+        readiness = wait_until(lambda: (body := gate.client.get("/readyz").json()).get("history") == "incomplete"
+                               and body, what="readiness to see the cold cache")
+        assert readiness["degraded"] is True and readiness["stores"] == {"postgres": "down", "redis": "up"}
         metrics = gate.client.get("/metrics").text
         assert f'safety_gate_degraded_decisions_total{{mode="decided",reason="cold-cache"}} {2.0 if fail_closed else 3.0}' \
             in metrics

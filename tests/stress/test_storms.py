@@ -87,7 +87,7 @@ def test_reversals_storm_on_a_target_in_a_cooling_period_admits_none(gates, fres
     opened = first.decide(reviews.scale(before=3, after=5))
     assert opened["allowed"] is False and opened["status"]["code"] == 429  # the cooling period starts
 
-    bodies = [reviews.scale(before=5, after=3) for _ in range(REVERSALS)]
+    bodies = [reviews.scale(before=5, after=3) for _ in range(REVERSALS * replicas)]  # 12 on each replica
     answers = storm([(pool[i % len(pool)], body) for i, body in enumerate(bodies)])
 
     # Serially every one of them is refused by the cooling period; so it must be concurrently.
