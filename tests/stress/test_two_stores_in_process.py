@@ -23,7 +23,12 @@ async def two_replicas(dsn: str, redis_url: str, tmp_path):
 
 async def decide_all(gates, bodies) -> list[dict]:
     results = await asyncio.gather(*(gates[i % 2].review(request_of(body)) for i, body in enumerate(bodies)))
-    return [result.response["response"] for result in results]
+    # Each answer with what the gate decided it without, so a failure says which path was taken.
+    return [{**result.response["response"], "degraded": result.degraded} for result in results]
+
+
+def summary(answers: list[dict]) -> list[tuple]:
+    return [(a["allowed"], (a.get("status") or {}).get("code"), a["degraded"]) for a in answers]
 
 
 @pytest.mark.parametrize("redis", ["up", "down"])
@@ -37,13 +42,13 @@ async def test_two_replicas_in_process_admit_what_one_would_in_sequence(fresh_da
         reversals = [reviews.scale(before=3, after=5)] + [reviews.scale(before=5, after=3) for _ in range(23)]
         answers = await decide_all(gates, reversals)
         # The first reversal to be decided starts the cooling period; every other one is refused by it.
-        assert sum(a["allowed"] for a in answers) == 0
-        assert {a["status"]["code"] for a in answers} == {429}
+        assert sum(a["allowed"] for a in answers) == 0, summary(answers)
+        assert {a["status"]["code"] for a in answers} == {429}, summary(answers)
 
         cascade = [reviews.scale(name=f"svc-{i:02d}", namespace="web", before=2, after=3) for i in range(50)]
         answers = await decide_all(gates, cascade)
-        assert sum(a["allowed"] for a in answers) == 4
-        assert not any("unchecked" in w for a in answers for w in a.get("warnings") or ())
+        assert sum(a["allowed"] for a in answers) == 4, summary(answers)
+        assert not any("unchecked" in w for a in answers for w in a.get("warnings") or ()), summary(answers)
         for history in (gates[0].history, gates[1].history):
             assert history.postgres_up is True and history.redis_up is (redis == "up")
 

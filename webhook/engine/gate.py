@@ -215,7 +215,8 @@ def with_gaps(decision: Decision, *, gaps: set[Gap], fail_closed: bool, proposal
     Observed actors are never refused.
     """
     incomplete = [gap for gap in gaps if gap.incomplete]
-    if not incomplete or not decision.allowed or decision.outcome is Outcome.FAIL_OPEN:
+    if (not incomplete or not decision.allowed or decision.outcome is Outcome.FAIL_OPEN
+            or decision.event.actor_class is ActorClass.OBSERVED):  # never judged: nothing to qualify
         return decision
     why = "PostgreSQL is down and the cache does not hold this target's recent history"
     if fail_closed and decision.event.actor_class is ActorClass.AUTOMATION:

@@ -54,7 +54,9 @@ logger = logging.getLogger(__name__)
 # from RedisError; sockets may still raise OSError directly). Only ever caught around Redis calls.
 CACHE_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
 RESTRICTION_MEMORY = datetime.timedelta(hours=48)
-LOCK_WAIT = 2.5  # seconds: inside the API server's 3s webhook timeout, with room to decide
+# Seconds a decision waits for its locks. The API server gives the webhook 3s and, past that,
+# admits the change unseen (failurePolicy: Ignore): the wait must leave time to decide and answer.
+LOCK_WAIT = 1.5
 T = TypeVar("T")
 
 
