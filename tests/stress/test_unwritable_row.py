@@ -146,3 +146,28 @@ async def test_dead_letters_are_listed_by_the_cli(fresh_database, tmp_path):
     table = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=120,
                                     env={**os.environ, "COLUMNS": "200"})
     assert table.returncode == 0 and "sanitized" in table.stdout and "RESOLUTION" in table.stdout
+
+
+async def test_two_replicas_draining_one_outbox_full_of_refused_rows_land_everything_once(
+        fresh_database, fresh_redis_url, tmp_path):
+    """A storm: 200 decisions queued during an outage, every seventh one unstorable, drained by two
+    replicas at once. Nothing jams, nothing is lost, nothing lands or is dead-lettered twice."""
+    async with store_stack(dsn=fresh_database, redis_url=fresh_redis_url, spool=tmp_path / "a") as first, \
+            store_stack(dsn=fresh_database, redis_url=fresh_redis_url, spool=tmp_path / "b",
+                        migrated=False) as second:
+        kinds = list(poisoned())
+        queue = [poisoned()[kinds[i % 3]] if i % 7 == 0 else effects(f"w-{i}", replicas_before=i, replicas_after=i + 1)
+                 for i in range(200)]
+        first.postgres_up = second.postgres_up = False
+        for i, bundle in enumerate(queue):
+            await (first if i % 2 else second).remember(bundle, now=bundle.decided_at)
+        first.postgres_up = second.postgres_up = True
+        await asyncio.gather(first.drain(), second.drain(), first.drain())
+        assert await first.outbox_depth() == 0
+        counts = {r["request_uid"]: r["n"] for r in await rows(
+            fresh_database, "SELECT request_uid, count(*) AS n FROM resource_action_traces GROUP BY request_uid")}
+        assert set(counts) == {b.uid for b in queue} and set(counts.values()) == {1}
+        letters = await rows(fresh_database, "SELECT request_uid FROM dead_letters")
+        assert sorted(r["request_uid"] for r in letters) == sorted(b.uid for i, b in enumerate(queue) if i % 7 == 0)
+        decisions = await rows(fresh_database, "SELECT count(*) AS n FROM admission_decisions")
+        assert decisions[0]["n"] == 200
