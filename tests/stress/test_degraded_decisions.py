@@ -170,3 +170,24 @@ async def test_the_same_uid_posted_twice_is_one_cache_entry_and_one_row(fresh_da
         finally:
             await connection.close()
         assert count == 1
+
+
+async def test_a_busy_lock_raises_only_where_a_refusal_depends_on_it(fresh_database, fresh_redis_url, tmp_path):
+    """``serialized(required=True)`` (automation) raises ``LockBusy``; without it (callers recording a
+    person's or observed actor's change, such as the overload path) the block runs, told ``BUSY``."""
+    from webhook.store.errors import LockBusy, Locking
+
+    async with store_stack(dsn=fresh_database, redis_url=fresh_redis_url, spool=tmp_path / "spool",
+                           lock_wait=0.2) as history:
+        async with history.serialized([TARGET_LOCK]) as free:
+            assert free is Locking.HELD
+        holder = await hold_redis_lock(fresh_redis_url, TARGET_LOCK)
+        try:
+            with pytest.raises(LockBusy):
+                async with history.serialized([TARGET_LOCK], required=True):
+                    raise AssertionError("must not run unlocked")
+            async with history.serialized([TARGET_LOCK]) as busy:
+                assert busy is Locking.BUSY
+        finally:
+            await holder.aclose()
+        assert history.redis_up is True and history.postgres_up is True

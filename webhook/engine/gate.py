@@ -25,7 +25,7 @@ from webhook.policy.actors import ActorRules
 from webhook.policy.model import PatternType, Strategy
 from webhook.policy.resolved import PatternPolicy, PolicySet
 from webhook.store.effects import Effects
-from webhook.store.errors import Gap, LockBusy, StoresUnavailable, worst
+from webhook.store.errors import Gap, LockBusy, Locking, StoresUnavailable, worst
 from webhook.store.history import HistoryStore
 
 logger = logging.getLogger(__name__)
@@ -94,19 +94,19 @@ class Gate:
         gaps: set[Gap] = set()
         try:
             try:
-                async with self.history.serialized(self._lock_names(proposal)):
+                # Only automation can be refused, so only its decisions must never run unlocked;
+                # people and observed actors go ahead past a busy lock (and are recorded).
+                async with self.history.serialized(self._lock_names(proposal),
+                                                   required=actor_class is ActorClass.AUTOMATION) as locking:
+                    if locking is Locking.BUSY:
+                        gaps.add(Gap.LOCK_BUSY)
                     decision = await self._decide(proposal, gaps=gaps, started=started)
             except LockBusy as busy:
                 gaps.add(Gap.LOCK_BUSY)
-                if actor_class is ActorClass.AUTOMATION:
-                    logger.warning("%s: %s; answered retryable", request.uid, busy)
-                    decision = retry_later(proposal, actor_class=actor_class, retry_after=LOCK_RETRY_AFTER,
-                                           why="another decision on this target or actor is still running")
-                    await self._remember(decision, now=self.clock(), started=started, degraded=Gap.LOCK_BUSY)
-                else:
-                    # People and observed actors are never refused by the gate: no lock is needed
-                    # to keep a refusal consistent, so decide and record without it.
-                    decision = await self._decide(proposal, gaps=gaps, started=started)
+                logger.warning("%s: %s; answered retryable", request.uid, busy)
+                decision = retry_later(proposal, actor_class=actor_class, retry_after=LOCK_RETRY_AFTER,
+                                       why="another decision on this target or actor is still running")
+                await self._remember(decision, now=self.clock(), started=started, degraded=Gap.LOCK_BUSY)
         except StoresUnavailable:
             gaps.add(Gap.UNAVAILABLE)
             decision = unchecked(proposal, fail_closed=self.fail_closed, actor_class=actor_class)

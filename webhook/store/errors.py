@@ -41,6 +41,14 @@ class RowRefused(StoreError):
         self.sqlstate = sqlstate
 
 
+class Locking(str, enum.Enum):
+    """What ``HistoryStore.serialized`` could do about a decision's locks."""
+
+    HELD = "held"          # every lock is held
+    BUSY = "busy"          # held by others past the wait budget; going ahead without them
+    NO_STORE = "no-store"  # no names, or no store to lock in (the decision then fails open or closed)
+
+
 class Gap(str, enum.Enum):
     """Why a decision was taken without the full picture; the ``reason`` label of
     ``safety_gate_degraded_decisions_total``. Ordered from mildest to worst (see ``worst``)."""

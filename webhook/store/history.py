@@ -37,6 +37,7 @@ from webhook.store.effects import Effects
 from webhook.store.errors import (
     Gap,
     LockBusy,
+    Locking,
     PostgresUnavailable,
     RowRefused,
     StoresUnavailable,
@@ -46,7 +47,7 @@ from webhook.store.outbox import Outbox
 from webhook.store.postgres import PostgresStore, postgres_error
 from webhook.store.storable import escaped, storable
 
-__all__ = ["HistoryStore", "StoresUnavailable", "LockBusy", "Gap", "CACHE_ERRORS"]
+__all__ = ["HistoryStore", "StoresUnavailable", "LockBusy", "Locking", "Gap", "CACHE_ERRORS"]
 
 logger = logging.getLogger(__name__)
 
@@ -394,15 +395,27 @@ class HistoryStore:
     # --- serialization ------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def serialized(self, names: Sequence[str]) -> AsyncIterator[None]:
+    async def serialized(self, names: Sequence[str], *, required: bool = False) -> AsyncIterator[Locking]:
         """Hold every named lock across replicas: Redis locks taken all at once, else PostgreSQL
         advisory locks in the given order, else none (no store: the decision fails open or closed).
 
-        ``LockBusy`` when they are held by others past the wait budget.
+        Locks held by others past the wait budget: with ``required`` (automation, whose changes a
+        decision may refuse) ``LockBusy`` is raised, to be answered with a retryable refusal; without
+        it the block runs unlocked — right for actors the gate never refuses (people, observed
+        actors), whose action must still be recorded — and is told so by ``Locking.BUSY``.
         """
-        release = await self._acquire(names) if names else None
+        state, release = Locking.NO_STORE, None
+        if names:
+            try:
+                release = await self._acquire(names)
+                state = Locking.HELD if release is not None else Locking.NO_STORE
+            except LockBusy as busy:
+                if required:
+                    raise
+                logger.warning("%s; going ahead without them (this actor is never refused)", busy)
+                state = Locking.BUSY
         try:
-            yield
+            yield state
         finally:
             if release is not None:
                 try:
