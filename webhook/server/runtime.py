@@ -96,9 +96,9 @@ class Runtime:
                                              horizon=CACHE_HORIZON)
         outbox = Outbox(redis=self.cache.client if self.cache else None, stream=f"sg:{settings.cluster_id}:outbox",
                         spool=settings.data_dir / "spool" / "outbox.jsonl")
+        self.history = HistoryStore(postgres=self.postgres, cache=self.cache, outbox=outbox)
         self.lock_pool = await open_lock_pool(settings.postgres_dsn)  # lock waits never take decisions' connections
-        self.history = HistoryStore(postgres=self.postgres, cache=self.cache, outbox=outbox,
-                                    locks=AdvisoryLocks(self.lock_pool, cluster_id=settings.cluster_id))
+        self.history.locks = AdvisoryLocks(self.lock_pool, cluster_id=settings.cluster_id)
         from webhook.kube.components import KubeComponents
 
         self.kube = KubeComponents.create(settings, postgres=self.postgres, policies=self.policies,

@@ -40,6 +40,10 @@ def postgres_error(exc: BaseException) -> StoreError | None:
         return RowRefused(f"cannot encode for postgres: {exc}")  # asyncpg's client-side DataError
     if isinstance(exc, (UnicodeError, OverflowError)):
         return RowRefused(f"cannot encode for postgres: {exc}")
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        # An idle pooled connection to a server that died, whose FATAL arrived before its EOF:
+        # "another operation is in progress".
+        return PostgresUnavailable(f"{type(exc).__name__}: {exc}")
     if isinstance(exc, (OSError, TimeoutError, asyncpg.InterfaceError)):
         return PostgresUnavailable(f"{type(exc).__name__}: {exc}")
     return None

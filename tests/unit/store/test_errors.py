@@ -19,7 +19,8 @@ def server_error(cls: type[asyncpg.PostgresError]) -> asyncpg.PostgresError:
     asyncpg.InterfaceError("connection is closed"),
     server_error(asyncpg.CannotConnectNowError), server_error(asyncpg.TooManyConnectionsError),
     server_error(asyncpg.AdminShutdownError), server_error(asyncpg.SerializationError),
-    server_error(asyncpg.LockNotAvailableError),
+    server_error(asyncpg.LockNotAvailableError), server_error(asyncpg.ConnectionDoesNotExistError),
+    asyncpg.exceptions.InternalClientError("cannot perform operation: another operation is in progress"),
 ])
 def test_outages(exc):
     assert isinstance(postgres_error(exc), PostgresUnavailable)
