@@ -33,7 +33,13 @@ OVERLOADED_REQUESTS = Counter(
 DEGRADED = Gauge(
     "safety_gate_degraded", "1 while a store is unreachable", ["store"])
 DEGRADED_DECISIONS = Counter(
-    "safety_gate_degraded_decisions_total", "Decisions taken without a store", ["mode"])
+    "safety_gate_degraded_decisions_total",
+    "Decisions taken without a store, without the target's full window, or without their lock; mode: what "
+    "the gate did (decided, fail-open, fail-closed, retry), reason: what it lacked", ["mode", "reason"])
+DEAD_LETTERS = Counter(
+    "safety_gate_dead_letters_total",
+    "Decision bundles PostgreSQL refused, kept as dead letters (resolution: sanitized = a cleaned copy "
+    "was recorded, held = only the dead letter has it)", ["resolution"])
 OUTBOX_DEPTH = Gauge(
     "safety_gate_outbox_depth", "Admitted actions waiting to be written to PostgreSQL")
 ALERT_WRITER_FAILURES = Counter(

@@ -199,7 +199,8 @@ def test_one_agent_touching_five_workloads_is_blocked_in_that_namespace(gate):
 
 def test_readiness_reports_stores_and_policies(gate):
     assert gate.client.get("/readyz").json() == {
-        "ready": True, "degraded": False, "stores": {"postgres": "up", "redis": "up"}, "policies": "synced"}
+        "ready": True, "degraded": False, "stores": {"postgres": "up", "redis": "up"}, "history": "complete",
+        "policies": "synced"}
 
 
 def test_with_an_unreachable_cluster_the_gate_is_not_ready_until_it_has_the_policies(

@@ -224,6 +224,10 @@ from webhook.cli.retention import app as retention_app  # noqa: E402  (after the
 
 app.add_typer(retention_app, name="retention")
 
+from webhook.cli.dead_letters import dead_letters  # noqa: E402
+
+app.command("dead-letters")(dead_letters)
+
 
 if __name__ == "__main__":
     app()

@@ -48,6 +48,7 @@ class Outcome(str, enum.Enum):
     APPROVED = "approved"
     FAIL_OPEN = "fail-open"      # no store could answer: allowed unchecked, with a warning
     FAIL_CLOSED = "fail-closed"  # no store could answer and failClosed is set: refused
+    RETRY = "retry"              # the decision could not be taken safely now (lock busy): 429, retry
 
 
 class Phase:
@@ -101,10 +102,11 @@ class Decision:
     alert: AlertUpdate | None = None
     consume: Approval | None = None
     dry_run: bool = False                   # request.dryRun: answer only, remember nothing at all
+    retry_after: int | None = None          # seconds, for a refusal the caller should simply retry
 
     @property
     def allowed(self) -> bool:
-        return self.outcome not in (Outcome.DENY, Outcome.FAIL_CLOSED)
+        return self.outcome not in (Outcome.DENY, Outcome.FAIL_CLOSED, Outcome.RETRY)
 
     @property
     def winner(self) -> Finding | None:
@@ -121,23 +123,37 @@ class Decision:
         if self.allowed:
             return responses.allowed(self.event.uid, warnings=warnings)
         assert self.code is not None and self.message is not None
-        return responses.denied(self.event.uid, code=self.code, message=self.message, warnings=warnings)
+        body = responses.denied(self.event.uid, code=self.code, message=self.message, warnings=warnings)
+        if self.retry_after is not None:  # metav1.Status: clients back off this long, then retry
+            body["response"]["status"]["details"] = {"retryAfterSeconds": self.retry_after}
+        return body
 
     def without_effects(self) -> Decision:
         """``request.dryRun``: the same answer, nothing remembered (DESIGN §5)."""
         return dataclasses.replace(self, record=False, restriction=None, alert=None, consume=None, dry_run=True)
 
 
-def unchecked(proposal: Proposal, *, fail_closed: bool) -> Decision:
-    """The answer when no history can be read at all (DESIGN §7): allow with a warning and record
-    the action for later, or — with ``failClosed`` — refuse."""
-    event = proposal.event
-    if fail_closed:
+def unchecked(proposal: Proposal, *, fail_closed: bool, actor_class: ActorClass,
+              why: str = "PostgreSQL and Redis unavailable") -> Decision:
+    """The answer when the history cannot be read (DESIGN §3, §7): allow with a warning and record
+    the action for later — or, with ``failClosed``, refuse automation. Observed actors (the HPA,
+    system:masters) are never refused, in any mode; people are never refused by the gate's
+    patterns, so failing closed on them would be stricter blind than sighted."""
+    event = proposal.event.replace(actor_class=actor_class)
+    if fail_closed and actor_class is ActorClass.AUTOMATION:
         return Decision(outcome=Outcome.FAIL_CLOSED, event=event, code=503, record=False,
-                        message="safety-gate: cannot read action history (PostgreSQL and Redis unavailable); "
-                                "failClosed is set, so changes are refused until they return")
+                        message=f"safety-gate: cannot read action history ({why}); "
+                                "failClosed is set, so automated changes are refused until it is back")
     return Decision(outcome=Outcome.FAIL_OPEN, event=event,
-                    warnings=("safety-gate: action history unavailable; allowed unchecked (fail-open)",))
+                    warnings=(f"safety-gate: action history unavailable ({why}); allowed unchecked (fail-open)",))
+
+
+def retry_later(proposal: Proposal, *, actor_class: ActorClass, retry_after: int, why: str) -> Decision:
+    """An automation change that could not be decided safely right now (its lock stayed busy):
+    a retryable 429, never an unchecked admission."""
+    event = proposal.event.replace(actor_class=actor_class)
+    return Decision(outcome=Outcome.RETRY, event=event, code=429, record=False, retry_after=retry_after,
+                    message=f"safety-gate: {why}; retry in {retry_after}s")
 
 
 def prepare(proposal: Proposal, *, rules: ActorRules, history: Sequence[ActionEvent]) -> ActionEvent:

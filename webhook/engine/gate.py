@@ -18,14 +18,15 @@ from webhook.actions.model import ActionEvent, ActorClass, TargetRef
 from webhook.admission import responses
 from webhook.admission.extract import Proposal, extract
 from webhook.admission.review import AdmissionRequest
-from webhook.decision.decide import Decision, decide, prepare, unchecked
+from webhook.decision.decide import Decision, Outcome, decide, prepare, retry_later, unchecked
 from webhook.decision.state import GateState, Restriction, actor_scope, alert_name, target_scope
 from webhook.detection.situation import Situation
 from webhook.policy.actors import ActorRules
 from webhook.policy.model import PatternType, Strategy
 from webhook.policy.resolved import PatternPolicy, PolicySet
 from webhook.store.effects import Effects
-from webhook.store.history import HistoryStore, StoresUnavailable
+from webhook.store.errors import Gap, LockBusy, Locking, StoresUnavailable, worst
+from webhook.store.history import HistoryStore
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,15 @@ class GateResult:
     decision: Decision | None     # None: not a gated request (allowed, not recorded)
     latency_ms: float
     dry_run: bool = False
-    degraded: str | None = None   # which store the decision was taken without
+    degraded: str | None = None   # a ``Gap`` value: what the decision was taken without
+
+    @property
+    def degraded_mode(self) -> str:
+        """What the gate did about it: decided anyway, failed open or closed, or asked for a retry."""
+        outcome = self.decision.outcome if self.decision else None
+        if outcome in (Outcome.FAIL_OPEN, Outcome.FAIL_CLOSED, Outcome.RETRY):
+            return outcome.value
+        return "decided"
 
 
 class Gate:
@@ -87,30 +96,53 @@ class Gate:
             proposal = dataclasses.replace(proposal, dry_run=True)
         if self.context_for is not None and proposal.workflow_execution is not None:
             proposal = await self.context_for(proposal)  # bounded; before the lock, which it must not hold up
+        actor_class = self.rules.classify(proposal.username, proposal.groups)
+        gaps: set[Gap] = set()
         try:
-            async with self.history.serialized(self._lock_names(proposal)):
-                # Time is read inside the lock, so the order of decisions on a target is the order
-                # of their timestamps, across replicas.
-                now = self.clock()
-                proposal = dataclasses.replace(proposal, event=proposal.event.replace(at=now))
-                decision = await self.evaluate(proposal, now=now)
-                degraded = self.history.mode()
-                await self._remember(decision, now=now, started=started, degraded=degraded)
+            try:
+                # Only automation can be refused, so only its decisions must never run unlocked;
+                # people and observed actors go ahead past a busy lock (and are recorded).
+                async with self.history.serialized(self._lock_names(proposal),
+                                                   required=actor_class is ActorClass.AUTOMATION) as locking:
+                    if locking is Locking.BUSY:
+                        gaps.add(Gap.LOCK_BUSY)
+                    decision = await self._decide(proposal, gaps=gaps, started=started)
+            except LockBusy as busy:
+                gaps.add(Gap.LOCK_BUSY)
+                logger.warning("%s: %s; answered retryable", request.uid, busy)
+                decision = retry_later(proposal, actor_class=actor_class, retry_after=LOCK_RETRY_AFTER,
+                                       why="another decision on this target or actor is still running")
+                await self._remember(decision, now=self.clock(), started=started, degraded=Gap.LOCK_BUSY)
         except StoresUnavailable:
-            degraded = "unavailable"
-            decision = unchecked(proposal, fail_closed=self.fail_closed)
+            gaps.add(Gap.UNAVAILABLE)
+            decision = unchecked(proposal, fail_closed=self.fail_closed, actor_class=actor_class)
             if proposal.dry_run:
                 decision = decision.without_effects()
-            await self._remember(decision, now=now, started=started, degraded=degraded)
+            await self._remember(decision, now=now, started=started, degraded=Gap.UNAVAILABLE)
+        degraded = worst(gaps)
         result = GateResult(response=decision.response(), decision=decision,
                             latency_ms=(time.perf_counter() - started) * 1000, dry_run=proposal.dry_run,
-                            degraded=degraded)
+                            degraded=degraded.value if degraded else None)
         if self.on_decision:
             self.on_decision(result)
         return result
 
-    async def evaluate(self, proposal: Proposal, *, now: datetime.datetime) -> Decision:
-        """The decision for a proposal against current history; nothing is written."""
+    async def _decide(self, proposal: Proposal, *, gaps: set[Gap], started: float) -> Decision:
+        # Time is read inside the lock, so the order of decisions on a target is the order
+        # of their timestamps, across replicas.
+        now = self.clock()
+        proposal = dataclasses.replace(proposal, event=proposal.event.replace(at=now))
+        decision = await self.evaluate(proposal, now=now, gaps=gaps)
+        mode = self.history.mode()
+        if mode is not None:
+            gaps.add(mode)
+        decision = with_gaps(decision, gaps=gaps, fail_closed=self.fail_closed, proposal=proposal)
+        await self._remember(decision, now=now, started=started, degraded=worst(gaps))
+        return decision
+
+    async def evaluate(self, proposal: Proposal, *, now: datetime.datetime, gaps: set[Gap] | None = None) -> Decision:
+        """The decision for a proposal against current history; nothing is written. What the
+        history was missing is added to ``gaps``."""
         target = proposal.event.target
         if target is None:
             event = prepare(proposal, rules=self.rules, history=())
@@ -118,18 +150,19 @@ class Gate:
                           state=GateState(), rules=self.rules)
         policies = await self._policies_for(proposal, target)
         horizon = max([p.window for p in policies.values()] + [datetime.timedelta(hours=3)])
-        history = await self.history.target_events(target, since=now - horizon, now=now)
+        history = await self.history.target_events(target, since=now - horizon, now=now, gaps=gaps)
         event = prepare(proposal, rules=self.rules, history=history)
         actor_history: list[ActionEvent] = []
         cascading = policies.get(PatternType.CASCADING_FAILURE)
         if cascading and event.actor_class is ActorClass.AUTOMATION:
-            actor_history = await self.history.actor_events(event.actor, since=now - cascading.window, now=now)
+            actor_history = await self.history.actor_events(event.actor, since=now - cascading.window, now=now,
+                                                            gaps=gaps)
         # Exactly the scopes that can refuse this event (Restriction.refuses): the target, and the
         # actor cluster-wide or in the target's namespace. An index lookup each, however many
         # restrictions other actors and namespaces have.
         scopes = [target_scope(target), actor_scope(event.actor, "cluster"),
                   actor_scope(event.actor, f"namespace/{target.namespace}")]
-        restrictions = await self.history.restrictions(scopes=scopes, actor=None, now=now)
+        restrictions = await self.history.restrictions(scopes=scopes, actor=None, now=now, gaps=gaps)
         state = _state(restrictions, policies=policies, target=target, now=now)
         situation = Situation(proposed=event, now=now, history=history, actor_history=actor_history,
                               resets=_resets(restrictions, now=now))
@@ -170,13 +203,35 @@ class Gate:
         return names
 
     async def _remember(self, decision: Decision, *, now: datetime.datetime, started: float,
-                        degraded: str | None) -> None:
+                        degraded: Gap | None) -> None:
         if not decision.dry_run:
             effects = Effects.of(decision, now=now, latency_ms=(time.perf_counter() - started) * 1000,
-                                 degraded=degraded)
+                                 degraded=degraded.value if degraded else None)
             await self.history.remember(effects, now=now)
             if self.on_remembered:
                 self.on_remembered(decision)  # e.g. the OscillationAlert writer, off the hot path
+
+
+LOCK_RETRY_AFTER = 1  # seconds: a lock is held for one decision, a few milliseconds
+
+
+def with_gaps(decision: Decision, *, gaps: set[Gap], fail_closed: bool, proposal: Proposal) -> Decision:
+    """A decision taken without the target's full window says so (DESIGN §7, issue 12).
+
+    Refusals stand: they were found in what history there was. An admission of automation from an
+    incomplete window follows ``failClosed``; otherwise, and for people, it carries a warning.
+    Observed actors are never refused.
+    """
+    incomplete = [gap for gap in gaps if gap.incomplete]
+    if (not incomplete or not decision.allowed or decision.outcome is Outcome.FAIL_OPEN
+            or decision.event.actor_class is ActorClass.OBSERVED):  # never judged: nothing to qualify
+        return decision
+    why = "PostgreSQL is down and the cache does not hold this target's recent history"
+    if fail_closed and decision.event.actor_class is ActorClass.AUTOMATION:
+        closed = unchecked(proposal, fail_closed=True, actor_class=decision.event.actor_class, why=why)
+        return closed.without_effects() if decision.dry_run else closed
+    note = f"safety-gate: decided without the full history ({why}); this change may be part of a pattern"
+    return dataclasses.replace(decision, warnings=(*decision.warnings, note))
 
 
 def _resets(restrictions: list[Restriction], *, now: datetime.datetime) -> dict[PatternType, datetime.datetime]:

@@ -15,12 +15,18 @@ async def readyz(request: Request) -> JSONResponse:
     """Ready when the gate can decide: history from PostgreSQL (or at least the Redis cache), and
     with a cluster, its OscillationPatterns listed once.
 
-    With both down the gate still answers (fail-open or fail-closed), but it is not deciding,
-    so it reports not ready and the body says which store is missing.
+    With both stores down the gate still answers (fail-open, or closed for automation), but it is
+    not deciding, so it reports not ready. ``degraded`` is true whenever any store is missing, and
+    ``history`` says whether decisions see each target's full window: after Redis lost its data
+    while PostgreSQL is down they do not (``incomplete``). That replica stays ready on purpose: every
+    replica shares the stores, and with none ready the API server would skip the webhook entirely
+    (``failurePolicy: Ignore``), recording nothing and enforcing no ``failClosed``.
     """
     runtime = request.app.state.runtime
     status = runtime.store_status()
     can_decide = any(status.values())
+    history = getattr(runtime, "history", None)
+    cold = bool(history is not None and history.cache_cold and not status.get("postgres", False))
     # With a cluster, the OscillationPatterns there are part of the policy: deciding before the first
     # list would apply the file and defaults alone. The API server is the one calling, so waiting
     # for it to answer the list costs nothing in practice.
@@ -28,8 +34,9 @@ async def readyz(request: Request) -> JSONResponse:
     ready = can_decide and policies_synced
     body = {
         "ready": ready,
-        "degraded": can_decide and not all(status.values()),
+        "degraded": not all(status.values()) or cold,
         "stores": {name: "up" if up else "down" for name, up in status.items()},
+        "history": "unavailable" if not can_decide else "incomplete" if cold else "complete",
         "policies": "synced" if policies_synced else "pending",
     }
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -32,6 +32,7 @@ from webhook.server.tasks import GuardedTask
 from webhook.settings import Settings
 from webhook.store.cache import RedisCache
 from webhook.store.history import HistoryStore
+from webhook.store.locks import AdvisoryLocks, open_lock_pool
 from webhook.store.migrate import migrate
 from webhook.store.outbox import Outbox
 from webhook.store.postgres import PostgresStore, create_pool
@@ -167,6 +168,7 @@ class Runtime:
         self.settings = settings
         self.postgres: PostgresStore | None = None
         self.jobs_pool: asyncpg.Pool | None = None
+        self.lock_pool: asyncpg.Pool | None = None
         self.cache: RedisCache | None = None
         self.history: HistoryStore | None = None
         self.gate: Gate | None = None
@@ -195,6 +197,8 @@ class Runtime:
         outbox = Outbox(redis=self.cache.client if self.cache else None, stream=f"sg:{settings.cluster_id}:outbox",
                         spool=spool)
         self.history = HistoryStore(postgres=self.postgres, cache=self.cache, outbox=outbox)
+        self.lock_pool = await open_lock_pool(settings.postgres_dsn)  # lock waits never take decisions' connections
+        self.history.locks = AdvisoryLocks(self.lock_pool, cluster_id=settings.cluster_id)
         from webhook.kube.components import KubeComponents
 
         self.kube = KubeComponents.create(settings, postgres=self.postgres, policies=self.policies,
@@ -261,6 +265,7 @@ class Runtime:
             _bounded(self.cache.close(), what="the Redis client") if self.cache is not None else None,
             _close_pool(self.postgres.pool if self.postgres is not None else None),
             _close_pool(self.jobs_pool),
+            _close_pool(self.lock_pool),
         ) if client is not None))
         if self._spool_lock is not None:
             os.close(self._spool_lock)

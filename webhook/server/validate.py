@@ -128,7 +128,7 @@ def _degraded(gate: Gate, admission: AdmissionRequest, exc: Exception, *, fail_c
                                            admission.userInfo.groups) is ActorClass.OBSERVED:
         fail_closed = False
     mode = _mode(fail_closed)
-    metrics.DEGRADED_DECISIONS.labels(mode=mode).inc()
+    metrics.DEGRADED_DECISIONS.labels(mode=mode, reason="gate-error").inc()
     logger.error("cannot decide %s (%s): %s", uid, mode, exc, extra={"uid": uid, "decision": mode}, exc_info=exc)
     return _unchecked(uid, fail_closed=fail_closed,
                       refusal=f"safety-gate: cannot check history ({type(exc).__name__}); failClosed is set, refusing",
@@ -158,7 +158,7 @@ def observe(result: GateResult) -> None:
     metrics.REQUESTS.labels(decision=outcome, pattern=decision.pattern, dry_run=dry_run).inc()
     metrics.LATENCY.labels(decision=outcome).observe(result.latency_ms / 1000)
     if result.degraded:
-        metrics.DEGRADED_DECISIONS.labels(mode=result.degraded).inc()
+        metrics.DEGRADED_DECISIONS.labels(mode=result.degraded_mode, reason=result.degraded).inc()
     target = event.target
     if not result.dry_run:
         if decision.record and target is not None:

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
 from webhook.actions.model import ActionEvent
+from webhook.store.errors import LockBusy
 
 _ACQUIRE = """
 for _, key in ipairs(KEYS) do
@@ -32,18 +33,17 @@ return 1
 """
 
 # zadd only if warm; a cold key will be rebuilt from PostgreSQL, which already has the event.
+# With a guard key (the event waits in the outbox, so PostgreSQL could not say whether this request
+# uid was seen before), only the first append of a uid lands: a request posted twice is one event.
 _APPEND = """
 if redis.call('exists', KEYS[2]) == 1 then
+  if KEYS[3] and redis.call('set', KEYS[3], '1', 'NX', 'EX', ARGV[4]) == false then return 0 end
   redis.call('zadd', KEYS[1], ARGV[1], ARGV[2])
   redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[3])
   redis.call('expire', KEYS[1], ARGV[4])
 end
 return 1
 """
-
-
-class LockTimeout(RuntimeError):
-    pass
 
 
 class RedisCache:
@@ -102,11 +102,12 @@ class RedisCache:
             await pipe.execute()
 
     async def append(self, pipe: Pipeline, kind: str, name: str, event: ActionEvent, *,
-                     now: datetime.datetime) -> None:
+                     now: datetime.datetime, once: bool = False) -> None:
         """Queue, on the caller's pipeline, adding an event to a warm key (a cold one is left cold
-        and warmed on the next read)."""
+        and warmed on the next read). ``once``: skip it if this uid was appended to the key before."""
         key = self._events_key(kind, name)
-        await self._append(keys=[key, key + ":warm"],
+        keys = [key, key + ":warm"] + ([f"{key}:uid:{event.uid}"] if once else [])
+        await self._append(keys=keys,
                      args=[event.at.timestamp(), json.dumps(event.to_json(), sort_keys=True),
                            (now - self.horizon).timestamp(), int(self.horizon.total_seconds()) + 60],
                      client=pipe)
@@ -119,7 +120,7 @@ class RedisCache:
 
         All-or-none in one script means two requests that need overlapping locks can never each
         hold a part and wait for the other. The TTL bounds how long a crashed holder blocks
-        others; ``LockTimeout`` after ``wait``.
+        others; ``LockBusy`` after ``wait``.
         """
         keys = [f"{self.prefix}:lock:{name}" for name in names]
         token = secrets.token_hex(8)
@@ -128,13 +129,26 @@ class RedisCache:
         delay = 0.002
         while not await self._acquire(keys=keys, args=[token, int(ttl * 1000)]):
             if loop.time() >= deadline:
-                raise LockTimeout(f"lock {', '.join(names)} busy for {wait}s")
+                raise LockBusy(f"lock {', '.join(names)} busy for {wait}s")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
         return token
 
     async def release_lock(self, *names: str, token: str) -> None:
         await self._release(keys=[f"{self.prefix}:lock:{name}" for name in names], args=[token])
+
+
+    @property
+    def epoch_key(self) -> str:
+        return f"{self.prefix}:epoch"
+
+    async def has_epoch(self) -> bool:
+        """Whether Redis still holds what it held when the marker was set: a Redis restarted
+        without its data (or flushed) has lost the marker along with every cached history."""
+        return bool(await self.client.exists(self.epoch_key))
+
+    async def set_epoch(self) -> None:
+        await self.client.set(self.epoch_key, "1")
 
 
 class RestrictionMirror:
@@ -149,6 +163,14 @@ class RestrictionMirror:
         """Queue, on the caller's pipeline, a restriction (and forget those past ``memory``)."""
         pipe.zadd(self.key, {restriction_json: until.timestamp()})
         pipe.zremrangebyscore(self.key, "-inf", (now - memory).timestamp())
+
+    async def replace_all(self, restrictions_json: Sequence[tuple[str, datetime.datetime]]) -> None:
+        """Make the mirror hold exactly these (after Redis lost writes PostgreSQL has)."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(self.key)
+            if restrictions_json:
+                pipe.zadd(self.key, {text: until.timestamp() for text, until in restrictions_json})
+            await pipe.execute()
 
     async def since(self, moment: datetime.datetime) -> list[str]:
         return await self.client.zrangebyscore(self.key, f"({moment.timestamp()}", "+inf")

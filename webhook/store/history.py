@@ -1,16 +1,19 @@
 """One front for every read and write the gate makes, with the fallbacks of DESIGN §7.
 
 * Reads go to Redis and fall back to PostgreSQL; with PostgreSQL down a warm Redis key still
-  answers, merged with what waits in the outbox.
+  answers, merged with what waits in the outbox. A window neither can give whole is still
+  answered (from what the outbox holds) but marked ``Gap.COLD_CACHE`` so the gate can say so.
 * Writes go to PostgreSQL in one idempotent transaction per decision; when it is down they go
   to the outbox (Redis stream, else an fsync'd local spool) and are replayed when it returns.
-* Decisions on one target are serialized by a Redis lock, or a PostgreSQL advisory lock while
-  Redis is down.
+  A bundle PostgreSQL refuses is recorded in a storable form and kept whole as a dead letter.
+* Decisions on one target are serialized by a Redis lock, or a PostgreSQL advisory lock on a
+  pool of its own while Redis is down. A lock not had in time is ``LockBusy``, never an outage.
 * With both stores down, ``StoresUnavailable`` tells the gate to fail open (or closed).
 
 A store that failed is skipped (not retried on every request) until the background check
 (``check``) sees it answer again; that keeps a dead store from adding a timeout to every
-decision.
+decision. Driver exceptions are translated into ``webhook.store.errors`` here and in
+``postgres_error``; nothing above this module sees them.
 """
 
 from __future__ import annotations
@@ -18,64 +21,75 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import hashlib
 import json
 import logging
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
-import asyncpg
 import redis.exceptions
 
+from webhook import metrics
 from webhook.actions.model import ActionEvent, TargetRef
 from webhook.decision.state import Approval, Restriction
-from webhook.store.cache import LockTimeout, RedisCache, RestrictionMirror, forget_warm_keys
+from webhook.store.cache import RedisCache, RestrictionMirror, forget_warm_keys
 from webhook.store.effects import Effects
+from webhook.store.errors import (
+    Gap,
+    LockBusy,
+    Locking,
+    PostgresUnavailable,
+    RowRefused,
+    StoresUnavailable,
+)
+from webhook.store.locks import AdvisoryLocks
 from webhook.store.outbox import Outbox
-from webhook.store.postgres import PostgresStore
+from webhook.store.postgres import PostgresStore, postgres_error
+from webhook.store.storable import escaped, storable
+
+__all__ = ["HistoryStore", "StoresUnavailable", "LockBusy", "Locking", "Gap", "CACHE_ERRORS"]
 
 logger = logging.getLogger(__name__)
 
+# What redis-py raises when Redis cannot answer (its ConnectionError and TimeoutError derive
+# from RedisError; sockets may still raise OSError directly). Only ever caught around Redis calls.
 CACHE_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
-POSTGRES_ERRORS = (
-    OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.ConnectionFailureError, asyncpg.exceptions.TooManyConnectionsError,
-    # A server that died: mid-query (ConnectionDoesNotExistError), or on an idle pooled connection
-    # whose FATAL arrived before its EOF (InternalClientError "another operation is in progress").
-    asyncpg.PostgresConnectionError, asyncpg.exceptions.InternalClientError,
-)
 RESTRICTION_MEMORY = datetime.timedelta(hours=48)
+# Seconds a decision waits for its locks. The API server gives the webhook 3s and, past that,
+# admits the change unseen (failurePolicy: Ignore): the wait must leave time to decide and answer.
+LOCK_WAIT = 1.5
 T = TypeVar("T")
 
 
-class StoresUnavailable(RuntimeError):
-    """Neither PostgreSQL nor Redis can answer: nothing to decide from."""
-
-
 class HistoryStore:
-    def __init__(self, *, postgres: PostgresStore, cache: RedisCache | None, outbox: Outbox | None = None) -> None:
+    def __init__(self, *, postgres: PostgresStore, cache: RedisCache | None, outbox: Outbox | None = None,
+                 locks: AdvisoryLocks | None = None, lock_wait: float = LOCK_WAIT) -> None:
         self.postgres = postgres
         self.cache = cache
         self.outbox = outbox
+        self.locks = locks
+        self.lock_wait = lock_wait
         self.mirror = RestrictionMirror(cache) if cache is not None else None
         self.postgres_up = True
         self.redis_up = cache is not None
         self._redis_suspect = False
+        # Redis lost what it held (restarted empty, flushed) while PostgreSQL could not refill it:
+        # cached histories and the restriction mirror are incomplete until PostgreSQL is back.
+        self.cache_cold = False
         # Whether decisions may still wait in the outbox (this replica's or another's): refreshed by
         # every upkeep check, set at once when this replica pushes, so the hot path never asks Redis.
         self.outbox_pending = False
 
     # --- health -------------------------------------------------------------------------------
 
-    def mode(self) -> str | None:
+    def mode(self) -> Gap | None:
         """``None`` when healthy, else which store the gate is deciding without."""
         if not self.postgres_up and not self.redis_up:
-            return "unavailable"
+            return Gap.UNAVAILABLE
         if not self.postgres_up:
-            return "postgres-down"
+            return Gap.COLD_CACHE if self.cache_cold else Gap.POSTGRES_DOWN
         if self.cache is not None and not self.redis_up:
-            return "redis-down"
+            return Gap.REDIS_DOWN
         return None
 
     def _postgres_failed(self, exc: BaseException) -> None:
@@ -92,32 +106,57 @@ class HistoryStore:
     async def check(self) -> dict[str, bool]:
         """Ping both stores, bring recovered ones back into use, replay the outbox."""
         try:
-            await asyncio.wait_for(self.postgres.ping(), 2)
+            await self._pg(lambda: asyncio.wait_for(self.postgres.ping(), 2), force=True)
             recovered = not self.postgres_up
             self.postgres_up = True
             if recovered:
                 logger.info("postgres is back")
-        except (*POSTGRES_ERRORS, asyncpg.PostgresError) as exc:
+        except PostgresUnavailable as exc:
             self._postgres_failed(exc)
         if self.cache is not None:
-            try:
-                await asyncio.wait_for(self.cache.ping(), 2)
-                if self._redis_suspect:
-                    removed = await forget_warm_keys(self.cache)
-                    logger.info("redis is back; %d cached histories will be rebuilt from postgres", removed)
-                    self._redis_suspect = False
-                self.redis_up = True
-            except CACHE_ERRORS as exc:
-                self._redis_failed(exc)
+            await self._check_cache()
         if self.postgres_up and self.outbox is not None:
             await self.drain()
         return {"postgres": self.postgres_up, **({"redis": self.redis_up} if self.cache is not None else {})}
 
+    async def _check_cache(self) -> None:
+        assert self.cache is not None
+        try:
+            await asyncio.wait_for(self.cache.ping(), 2)
+            lost = not await self.cache.has_epoch()
+            if self._redis_suspect or lost:
+                removed = await forget_warm_keys(self.cache)
+                logger.info("redis is back%s; %d cached histories will be rebuilt from postgres",
+                            " without its data" if lost else "", removed)
+                if self.postgres_up:
+                    await self._resync_mirror()
+                    await self.cache.set_epoch()
+                    self.cache_cold = False
+                else:
+                    self.cache_cold = True  # nothing to rebuild from until PostgreSQL returns
+                self._redis_suspect = False
+            elif self.cache_cold and self.postgres_up:
+                await self._resync_mirror()
+                self.cache_cold = False
+            self.redis_up = True
+        except CACHE_ERRORS as exc:
+            self._redis_failed(exc)
+        except PostgresUnavailable as exc:
+            self._postgres_failed(exc)
+
+    async def _resync_mirror(self) -> None:
+        """Writes that reached PostgreSQL while Redis was away are missing from the mirror."""
+        if self.mirror is None:
+            return
+        now = datetime.datetime.now(datetime.timezone.utc)
+        found = await self._pg(lambda: self.postgres.restrictions_since(now - RESTRICTION_MEMORY))
+        await self.mirror.replace_all([(json.dumps(r.to_json(), sort_keys=True), r.until) for r in found])
+
     async def drain(self) -> int:
         assert self.outbox is not None
         try:
-            landed = await self.outbox.drain(self.postgres.write_effects)
-        except (*POSTGRES_ERRORS, asyncpg.PostgresError) as exc:
+            landed = await self.outbox.drain(self._replay, bury=self._bury_unreadable)
+        except PostgresUnavailable as exc:
             self._postgres_failed(exc)
             return 0
         except CACHE_ERRORS as exc:
@@ -139,48 +178,71 @@ class HistoryStore:
 
     # --- reads --------------------------------------------------------------------------------
 
-    async def _from_postgres(self, query: Callable[[], Awaitable[T]]) -> T:
-        if not self.postgres_up:
-            raise ConnectionError("postgres marked down")
+    async def _pg(self, query: Callable[[], Awaitable[T]], *, force: bool = False) -> T:
+        """Run a PostgreSQL call with its failures translated: ``PostgresUnavailable`` (and the
+        store marked down) or ``RowRefused``; anything else is a bug and propagates as is."""
+        if not self.postgres_up and not force:
+            raise PostgresUnavailable("postgres marked down")
         try:
             return await query()
-        except POSTGRES_ERRORS as exc:
-            self._postgres_failed(exc)
-            raise ConnectionError(str(exc)) from exc
+        except Exception as exc:
+            error = postgres_error(exc)
+            if error is None:
+                raise
+            if isinstance(error, PostgresUnavailable):
+                self._postgres_failed(exc)
+            if error is exc:
+                raise
+            raise error from exc
 
-    async def target_events(self, target: TargetRef, *, since: datetime.datetime,
-                            now: datetime.datetime) -> list[ActionEvent]:
-        events = await self._read("target", target.key, since=since, now=now,
+    async def target_events(self, target: TargetRef, *, since: datetime.datetime, now: datetime.datetime,
+                            gaps: set[Gap] | None = None) -> list[ActionEvent]:
+        events = await self._read("target", target.key, since=since, now=now, gaps=gaps,
                                   load=lambda horizon: self.postgres.target_events(target, since=horizon))
         return await self._with_pending(events, since=since, keep=lambda e: e.target == target)
 
-    async def actor_events(self, actor: str, *, since: datetime.datetime,
-                           now: datetime.datetime) -> list[ActionEvent]:
-        events = await self._read("actor", actor, since=since, now=now,
+    async def actor_events(self, actor: str, *, since: datetime.datetime, now: datetime.datetime,
+                           gaps: set[Gap] | None = None) -> list[ActionEvent]:
+        events = await self._read("actor", actor, since=since, now=now, gaps=gaps,
                                   load=lambda horizon: self.postgres.actor_events(actor, since=horizon))
         return await self._with_pending(events, since=since, keep=lambda e: e.actor == actor)
 
     async def _read(self, kind: str, name: str, *, since: datetime.datetime, now: datetime.datetime,
+                    gaps: set[Gap] | None,
                     load: Callable[[datetime.datetime], Awaitable[list[ActionEvent]]]) -> list[ActionEvent]:
+        """Redis first (warming a cold key from PostgreSQL), else PostgreSQL; each store's failure
+        caught only around its own calls, so one is never taken for the other."""
+        cache_answered = False
         if self.cache is not None and self.redis_up:
             try:
                 cached = await self.cache.read(kind, name, since=since)
-                if cached is not None:
-                    return cached
-                if self.postgres_up:
-                    events = await self._from_postgres(lambda: load(now - self.cache.horizon))
-                    await self.cache.fill(kind, name, events, now=now)
-                    return [event for event in events if event.at > since]
+                cache_answered = True
             except CACHE_ERRORS as exc:
                 self._redis_failed(exc)
-            except ConnectionError:
+                cached = None
+            if cached is not None:
+                return cached
+            if cache_answered and self.postgres_up:
+                try:
+                    events = await self._pg(lambda: load(now - self.cache.horizon))
+                except PostgresUnavailable:
+                    pass
+                else:
+                    try:
+                        await self.cache.fill(kind, name, events, now=now)
+                    except CACHE_ERRORS as exc:
+                        self._redis_failed(exc)
+                    return [event for event in events if event.at > since]
+        if not cache_answered and self.postgres_up:
+            try:
+                return await self._pg(lambda: load(since))
+            except PostgresUnavailable:
                 pass
-        try:
-            return await self._from_postgres(lambda: load(since))
-        except ConnectionError:
-            if not self.redis_up:
-                raise StoresUnavailable("postgres and redis are both unavailable") from None
-            return []  # PostgreSQL down and this key not cached: decide from what the outbox holds
+        if cache_answered:
+            # PostgreSQL down and this key not cached: only what the outbox holds is known.
+            _note(gaps, Gap.COLD_CACHE)
+            return []
+        raise StoresUnavailable("postgres and redis are both unavailable")
 
     async def _with_pending(self, events: list[ActionEvent], *, since: datetime.datetime,
                             keep: Callable[[ActionEvent], bool]) -> list[ActionEvent]:
@@ -192,18 +254,17 @@ class HistoryStore:
                    if e.record and e.event.uid not in known and e.event.at > since and keep(e.event)]
         return sorted([*events, *pending], key=lambda event: event.at) if pending else events
 
-    async def restrictions(self, *, scopes: Sequence[str], actor: str | None,
-                           now: datetime.datetime) -> list[Restriction]:
+    async def restrictions(self, *, scopes: Sequence[str], actor: str | None, now: datetime.datetime,
+                           gaps: set[Gap] | None = None) -> list[Restriction]:
         """Restrictions that ended within the memory window (expired ones feed resets and counts)."""
         since = now - RESTRICTION_MEMORY
         found: dict[tuple[str, str, str, str], Restriction] = {}
         postgres_answered = False
         try:
-            for r in await self._from_postgres(
-                    lambda: self.postgres.restrictions(scopes=scopes, actor=actor, since=since)):
+            for r in await self._pg(lambda: self.postgres.restrictions(scopes=scopes, actor=actor, since=since)):
                 found[_restriction_key(r)] = r
             postgres_answered = True
-        except ConnectionError:
+        except PostgresUnavailable:
             pass
         # PostgreSQL is complete unless decisions wait in the outbox; only then (or without it)
         # does the Redis mirror have something to add.
@@ -214,6 +275,8 @@ class HistoryStore:
                     r = Restriction.from_json(json.loads(raw))
                     if r.scope in scopes or (actor and r.scope.startswith(f"actor/{actor}/")):
                         found.setdefault(_restriction_key(r), r)
+                if not postgres_answered and self.cache_cold:
+                    _note(gaps, Gap.COLD_CACHE)  # the mirror lost what Redis lost
             except CACHE_ERRORS as exc:
                 self._redis_failed(exc)
                 if not postgres_answered:
@@ -224,38 +287,86 @@ class HistoryStore:
 
     async def approvals(self, alerts: Sequence[str]) -> list[Approval]:
         try:
-            return await self._from_postgres(lambda: self.postgres.approvals(alerts))
-        except ConnectionError:
+            return await self._pg(lambda: self.postgres.approvals(alerts))
+        except PostgresUnavailable:
             return []  # an approval cannot be used while PostgreSQL is down
 
     async def target_effectiveness(self, target: TargetRef) -> dict[str, float]:
         try:
-            return await self._from_postgres(lambda: self.postgres.target_effectiveness(target))
-        except ConnectionError:
+            return await self._pg(lambda: self.postgres.target_effectiveness(target))
+        except PostgresUnavailable:
             return {}
 
     # --- writes -------------------------------------------------------------------------------
 
     async def remember(self, effects: Effects, *, now: datetime.datetime) -> str:
-        """Write a decision's effects; return where they went: postgres, redis (outbox) or spool."""
-        where = "postgres"
+        """Write a decision's effects; return where they went: postgres, redis (outbox), spool,
+        or dead-letter (PostgreSQL refused them; see ``_refused``)."""
         try:
-            await self._from_postgres(lambda: self.postgres.write_effects(effects))
-        except ConnectionError:
+            where, new = await self._land(effects)
+        except PostgresUnavailable:
             if self.outbox is None:
                 raise
             where = await self.outbox.push(effects, redis_ok=self.redis_up)
             self.outbox_pending = True
-        except asyncpg.PostgresError:
-            # The database refused the data itself (not an outage): retrying would fail forever.
-            # The answer already given stands; the bundle is logged whole so nothing is silently lost.
-            logger.exception("postgres refused decision %s; effects: %s", effects.uid,
-                             json.dumps(effects.to_json(), sort_keys=True))
-            where = "refused"
-        await self._cache_effects(effects, now=now)
+            metrics.OUTBOX_DEPTH.inc()  # visible at once; the upkeep check sets the exact depth
+            await self._cache_effects(effects, now=now, once=True)
+            return where
+        if new:  # a request uid seen before changes nothing, in PostgreSQL or in the cache
+            await self._cache_effects(effects, now=now)
         return where
 
-    async def _cache_effects(self, effects: Effects, *, now: datetime.datetime) -> None:
+    async def _land(self, effects: Effects) -> tuple[str, bool]:
+        """Write to PostgreSQL: (where, whether it was new). Raises only ``PostgresUnavailable``."""
+        try:
+            return "postgres", await self._pg(lambda: self.postgres.write_effects(effects))
+        except RowRefused as refusal:
+            return "dead-letter", await self._refused(effects, refusal)
+
+    async def _replay(self, effects: Effects) -> bool:
+        _, new = await self._land(effects)
+        return new
+
+    async def _refused(self, effects: Effects, refusal: RowRefused) -> bool:
+        """PostgreSQL refused the data itself. Retrying would fail forever and block every entry
+        behind it, so: record a storable copy (the action still counts as history), keep the
+        original whole as a dead letter with the reason, count it. Returns whether the copy is new."""
+        resolution, new = "held", False
+        clean = storable(effects)
+        if clean != effects:
+            try:
+                new = await self._pg(lambda: self.postgres.write_effects(clean))
+                resolution = "sanitized"
+            except RowRefused as again:
+                logger.error("postgres refused even the sanitized decision %s: %s", effects.uid, again)
+        await self._bury(effects.uid, reason=str(refusal), sqlstate=refusal.sqlstate, resolution=resolution,
+                         payload=escaped(effects), decided_at=effects.decided_at)
+        return new
+
+    async def _bury_unreadable(self, raw: str, reason: str) -> None:
+        """An outbox entry that cannot even be parsed (a torn spool line, say)."""
+        digest = hashlib.sha256(raw.encode("utf-8", errors="replace")).hexdigest()[:32]
+        await self._bury(f"unreadable:{digest}", reason=reason, sqlstate=None, resolution="held",
+                         payload=json.dumps(raw, ensure_ascii=True), decided_at=None)
+
+    async def _bury(self, uid: str, *, reason: str, sqlstate: str | None, resolution: str, payload: str,
+                    decided_at: datetime.datetime | None) -> None:
+        """Keep a dead letter in PostgreSQL. If PostgreSQL is gone now, ``PostgresUnavailable``
+        propagates: the bundle then stays where it was (the outbox) or goes there, and is refused
+        and buried again when PostgreSQL returns."""
+        reason = reason.replace("\x00", "\\0")[:2000]
+        try:
+            inserted = await self._pg(lambda: self.postgres.insert_dead_letter(
+                request_uid=uid, reason=reason, sqlstate=sqlstate, resolution=resolution, payload=payload,
+                decided_at=decided_at))
+        except RowRefused as exc:  # cannot happen with an ASCII payload; never drop it silently
+            logger.critical("cannot keep dead letter %s (%s); bundle: %s", uid, exc, payload)
+            inserted = True
+        if inserted:
+            metrics.DEAD_LETTERS.labels(resolution=resolution).inc()
+            logger.error("postgres refused decision %s (%s); kept as a dead letter (%s)", uid, reason, resolution)
+
+    async def _cache_effects(self, effects: Effects, *, now: datetime.datetime, once: bool = False) -> None:
         if self.cache is None or not self.redis_up:
             return
         try:
@@ -263,8 +374,8 @@ class HistoryStore:
                 if effects.record:
                     event = effects.event
                     if event.target is not None:
-                        await self.cache.append(pipe, "target", event.target.key, event, now=now)
-                    await self.cache.append(pipe, "actor", event.actor, event, now=now)
+                        await self.cache.append(pipe, "target", event.target.key, event, now=now, once=once)
+                    await self.cache.append(pipe, "actor", event.actor, event, now=now, once=once)
                 if effects.restriction is not None and self.mirror is not None:
                     self.mirror.add(pipe, json.dumps(effects.restriction.to_json(), sort_keys=True),
                                     until=effects.restriction.until, now=now, memory=RESTRICTION_MEMORY)
@@ -284,66 +395,56 @@ class HistoryStore:
     # --- serialization ------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def serialized(self, names: Sequence[str]) -> AsyncIterator[None]:
+    async def serialized(self, names: Sequence[str], *, required: bool = False) -> AsyncIterator[Locking]:
         """Hold every named lock across replicas: Redis locks taken all at once, else PostgreSQL
-        advisory locks in the given order, else none (the decision then fails open or closed)."""
-        releases = await self._acquire(names) if names else []
+        advisory locks in the given order, else none (no store: the decision fails open or closed).
+
+        Locks held by others past the wait budget: with ``required`` (automation, whose changes a
+        decision may refuse) ``LockBusy`` is raised, to be answered with a retryable refusal; without
+        it the block runs unlocked — right for actors the gate never refuses (people, observed
+        actors), whose action must still be recorded — and is told so by ``Locking.BUSY``.
+        """
+        state, release = Locking.NO_STORE, None
+        if names:
+            try:
+                release = await self._acquire(names)
+                state = Locking.HELD if release is not None else Locking.NO_STORE
+            except LockBusy as busy:
+                if required:
+                    raise
+                logger.warning("%s; going ahead without them (this actor is never refused)", busy)
+                state = Locking.BUSY
         try:
-            yield
+            yield state
         finally:
-            for release in reversed(releases):
+            if release is not None:
                 try:
                     await release()
-                except (*CACHE_ERRORS, *POSTGRES_ERRORS) as exc:
+                except CACHE_ERRORS as exc:
                     logger.warning("could not release a lock (it expires by itself): %s", exc)
 
-    async def _acquire(self, names: Sequence[str]) -> list[Callable[[], Awaitable[None]]]:
+    async def _acquire(self, names: Sequence[str]) -> Callable[[], Awaitable[None]] | None:
         if self.cache is not None and self.redis_up:
             cache = self.cache
             try:
-                token = await cache.acquire_lock(*names)
-                return [lambda: cache.release_lock(*names, token=token)]
-            except LockTimeout:
-                logger.warning("locks %s busy too long; deciding without them", ", ".join(names))
-                return []
+                token = await cache.acquire_lock(*names, wait=self.lock_wait)
+                return lambda: cache.release_lock(*names, token=token)
             except CACHE_ERRORS as exc:
                 self._redis_failed(exc)
-        releases: list[Callable[[], Awaitable[None]]] = []
-        for name in names:
-            if not self.postgres_up:
-                break
-            try:
-                releases.append(await self._advisory_lock(name))
-            except LockTimeout:
-                logger.warning("advisory lock %s busy too long; deciding without it", name)
-            except POSTGRES_ERRORS as exc:
-                self._postgres_failed(exc)
-        return releases
-
-    async def _advisory_lock(self, name: str, *, wait: float = 2.5) -> Callable[[], Awaitable[None]]:
-        key = zlib.crc32(f"{self.postgres.cluster_id}:{name}".encode()) - 2**31
-        connection = await self.postgres.pool.acquire(timeout=2)
+        if not self.postgres_up:
+            return None
+        if self.locks is None:
+            raise LockBusy("redis is down and no postgres lock pool is configured")
         try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + wait
-            while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", key):
-                if loop.time() >= deadline:
-                    raise LockTimeout(f"advisory lock {name} busy for {wait}s")
-                await asyncio.sleep(0.005)
-        except BaseException:
-            await self.postgres.pool.release(connection)
-            raise
+            return await self.locks.acquire(names, wait=self.lock_wait)
+        except PostgresUnavailable as exc:
+            self._postgres_failed(exc)
+            return None
 
-        async def release() -> None:
-            try:
-                await connection.execute("SELECT pg_advisory_unlock($1)", key)
-            except BaseException:
-                connection.terminate()  # the lock must not outlive this use: end its session
-                raise
-            finally:
-                await self.postgres.pool.release(connection)
 
-        return release
+def _note(gaps: set[Gap] | None, gap: Gap) -> None:
+    if gaps is not None:
+        gaps.add(gap)
 
 
 def _restriction_key(r: Restriction) -> tuple[str, str, str, str]:

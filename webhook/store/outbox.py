@@ -22,6 +22,15 @@ from webhook.store.effects import Effects
 logger = logging.getLogger(__name__)
 
 Writer = Callable[[Effects], Awaitable[bool]]
+Burier = Callable[[str, str], Awaitable[None]]  # (the raw entry, why it cannot be read)
+
+
+def _parse(raw: str) -> Effects | str:
+    """The entry, or why it cannot be read (a line torn by a crash mid-write, say)."""
+    try:
+        return Effects.from_json(json.loads(raw))
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"unreadable outbox entry: {type(exc).__name__}: {exc}"
 
 
 class Outbox:
@@ -54,14 +63,13 @@ class Outbox:
 
     async def pending(self) -> list[Effects]:
         """Everything waiting, oldest first (spool entries are older than anything pushed after Redis returned)."""
-        waiting = [Effects.from_json(json.loads(line)) for line in await self._spool_lines()]
+        raw = list(await self._spool_lines())
         if self.redis is not None:
             try:
-                entries = await self.redis.xrange(self.stream, "-", "+")
-                waiting.extend(Effects.from_json(json.loads(fields["effects"])) for _, fields in entries)
+                raw.extend(fields.get("effects", "") for _, fields in await self.redis.xrange(self.stream, "-", "+"))
             except (aioredis.RedisError, OSError):
                 pass
-        return waiting
+        return [entry for entry in map(_parse, raw) if not isinstance(entry, str)]
 
     async def depth(self) -> int:
         depth = len(await self._spool_lines())
@@ -72,9 +80,15 @@ class Outbox:
                 pass
         return depth
 
-    async def drain(self, write: Writer, *, batch: int = 200) -> int:
-        """Replay waiting effects through ``write``; stop at the first failure. Returns how many landed."""
-        landed = await self._drain_spool(write)
+    async def drain(self, write: Writer, *, bury: Burier, batch: int = 200) -> int:
+        """Replay waiting effects through ``write``, oldest first; returns how many were handled.
+
+        ``write`` raises only when PostgreSQL is unavailable (the drain stops there and resumes on
+        the next call); an entry the database refuses is the writer's to dead-letter, and an entry
+        that cannot be parsed goes to ``bury``. Either way it leaves the outbox, so no entry can
+        hold up the ones behind it.
+        """
+        landed = await self._drain_spool(write, bury)
         if self.redis is None:
             return landed
         while True:
@@ -82,17 +96,25 @@ class Outbox:
             if not entries:
                 return landed
             for entry_id, fields in entries:
-                await write(Effects.from_json(json.loads(fields["effects"])))
+                await self._replay_one(fields.get("effects", ""), write, bury)
                 await self.redis.xdel(self.stream, entry_id)
                 landed += 1
 
-    async def _drain_spool(self, write: Writer) -> int:
+    @staticmethod
+    async def _replay_one(raw: str, write: Writer, bury: Burier) -> None:
+        entry = _parse(raw)
+        if isinstance(entry, str):
+            await bury(raw, entry)
+        else:
+            await write(entry)
+
+    async def _drain_spool(self, write: Writer, bury: Burier) -> int:
         async with self._spool_lock:
             lines = await self._spool_lines()
             done = 0
             try:
                 for line in lines:
-                    await write(Effects.from_json(json.loads(line)))
+                    await self._replay_one(line, write, bury)
                     done += 1
             finally:
                 if done:

@@ -13,8 +13,40 @@ from webhook.actions.model import ActionEvent, TargetRef
 from webhook.decision.decide import AlertUpdate
 from webhook.decision.state import Approval, Restriction
 from webhook.store.effects import Effects
+from webhook.store.errors import PostgresUnavailable, RowRefused, StoreError
 
 _PARTITION_MISSING = "23514"  # check_violation: "no partition of relation ... found for row"
+
+# SQLSTATE classes that say "not now" rather than "not this data": connection exceptions,
+# insufficient resources, operator intervention (shutdown), system errors, transaction
+# rollbacks (serialization, deadlock), lock not available, internal errors.
+_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "55", "57", "58", "XX"})
+
+
+def postgres_error(exc: BaseException) -> StoreError | None:
+    """The store error a driver exception stands for, or None when it is not a database matter (a bug).
+
+    Anything the server refuses outside the transient classes is the row's fault: retrying it
+    unchanged can only fail again, so it must never hold up the outbox.
+    """
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = getattr(exc, "sqlstate", None) or ""
+        if sqlstate[:2] in _TRANSIENT_CLASSES:
+            return PostgresUnavailable(f"{type(exc).__name__}: {exc}")
+        return RowRefused(f"{type(exc).__name__}: {exc}", sqlstate=sqlstate or None)
+    if isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError):
+        return RowRefused(f"cannot encode for postgres: {exc}")  # asyncpg's client-side DataError
+    if isinstance(exc, (UnicodeError, OverflowError)):
+        return RowRefused(f"cannot encode for postgres: {exc}")
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        # An idle pooled connection to a server that died, whose FATAL arrived before its EOF:
+        # "another operation is in progress".
+        return PostgresUnavailable(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, (OSError, TimeoutError, asyncpg.InterfaceError)):
+        return PostgresUnavailable(f"{type(exc).__name__}: {exc}")
+    return None
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
@@ -45,6 +77,15 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10,
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
                                      command_timeout=command_timeout, timeout=2,
                                      reset=None if reset_sessions else _keep_session)
+
+
+def _restriction_from_row(row: asyncpg.Record) -> Restriction:
+    return Restriction.from_json({
+        "pattern": row["pattern"], "strategy": row["strategy"], "scope": row["scope"],
+        "applies": row["applies"], "started": row["started_at"].isoformat(),
+        "until": row["until"].isoformat(), "alert": row["alert"], "evidence": row["evidence"],
+        "target_key": row["target_key"],
+    })
 
 
 def _event_from_row(row: asyncpg.Record) -> ActionEvent:
@@ -261,6 +302,13 @@ class PostgresStore:
             restriction.target_key,
         )
 
+    async def restrictions_since(self, since: datetime.datetime) -> list[Restriction]:
+        """Every restriction that ended after ``since``: what the Redis mirror must hold."""
+        rows = await self.pool.fetch(
+            "SELECT scope, pattern, strategy, applies, started_at, until, alert, evidence, target_key FROM restrictions"
+            " WHERE cluster_id = $1 AND until > $2 ORDER BY created_at", self.cluster_id, since)
+        return [_restriction_from_row(row) for row in rows]
+
     async def restrictions(self, *, scopes: Sequence[str], actor: str | None,
                            since: datetime.datetime) -> list[Restriction]:
         """Restrictions on these scopes, or on the actor in any scope, that ended after ``since``."""
@@ -274,15 +322,7 @@ class PostgresStore:
             """,
             self.cluster_id, since, list(scopes), actor,
         )
-        return [
-            Restriction.from_json({
-                "pattern": row["pattern"], "strategy": row["strategy"], "scope": row["scope"],
-                "applies": row["applies"], "started": row["started_at"].isoformat(),
-                "until": row["until"].isoformat(), "alert": row["alert"], "evidence": row["evidence"],
-                "target_key": row["target_key"],
-            })
-            for row in rows
-        ]
+        return [_restriction_from_row(row) for row in rows]
 
     # --- detections and approvals -------------------------------------------------------------
 
@@ -395,3 +435,25 @@ class PostgresStore:
             effects.strategy, effects.message, list(effects.warnings), effects.degraded, effects.latency_ms,
         )
         return inserted is not None
+
+    # --- dead letters -------------------------------------------------------------------------
+
+    async def insert_dead_letter(self, *, request_uid: str, reason: str, sqlstate: str | None, resolution: str,
+                                 payload: str, decided_at: datetime.datetime | None) -> bool:
+        """Keep a bundle PostgreSQL refused; False when this request's is already kept (a replay)."""
+        inserted = await self.pool.fetchval(
+            """
+            INSERT INTO dead_letters (cluster_id, request_uid, reason, sqlstate, resolution, payload, decided_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (cluster_id, request_uid) DO NOTHING
+            RETURNING id
+            """,
+            self.cluster_id, request_uid, reason, sqlstate, resolution, payload, decided_at,
+        )
+        return inserted is not None
+
+    async def dead_letters(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT id, request_uid, reason, sqlstate, resolution, payload, decided_at, created_at FROM dead_letters"
+            " WHERE cluster_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2", self.cluster_id, limit)
+        return [dict(row) for row in rows]
