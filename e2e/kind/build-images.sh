@@ -209,8 +209,7 @@ EOF
 fi
 
 # -- the node image ----------------------------------------------------------------
-containerd_version="$("$bin/containerd" --version | awk '{print $3}')"
-NODE="safety-gate.local/kind-node:$K8S_VERSION-kind$KIND_VERSION-containerd$containerd_version"
+NODE="safety-gate.local/kind-node:$K8S_VERSION-kind$KIND_VERSION-containerd$CONTAINERD_VERSION"
 if ! have "$NODE"; then
   ctx="$(fresh node)"
   cp -r "$kind_src/files" "$ctx/files"

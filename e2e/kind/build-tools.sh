@@ -11,7 +11,10 @@
 # Environment:
 #   SAFETY_GATE_KIND_CACHE  cache root (default ~/.cache/safety-gate/kind)
 #   E2E_BUILD_JOBS          go build -p (default 2)
+# Arguments: names of binaries to build (default: all), e.g. `build-tools.sh promtool`.
 set -euo pipefail
+wanted=" $* "
+want() { [ "$wanted" = "  " ] || [[ "$wanted" == *" $1 "* ]]; }
 
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.sh
@@ -37,6 +40,7 @@ up_to_date() { [ -x "$bin/$1" ] && [ "$(recorded "$1")" = "$2" ]; }
 install() { # name version package@version [go flags...]
   local name="$1" version="$2" pkg="$3"
   shift 3
+  want "$name" || return 0
   up_to_date "$name" "$version" && return
   echo "build-tools: installing $name $version ($pkg)"
   local start=$SECONDS tmp
@@ -55,6 +59,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldx+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 done
 kube() { # name
+  want "$1" || return 0
   up_to_date "$1" "$K8S_VERSION" && return
   echo "build-tools: building $1 $K8S_VERSION"
   local start=$SECONDS
@@ -79,7 +84,7 @@ for name in kubelet kubeadm kube-apiserver kube-controller-manager kube-schedule
   kube "$name"
 done
 # etcd from the wrapper module too (same pin as e2e/tools): the e2e cache may not have it yet.
-if ! up_to_date etcd "$ETCD_VERSION"; then
+if want etcd && ! up_to_date etcd "$ETCD_VERSION"; then
   echo "build-tools: building etcd $ETCD_VERSION"
   (cd "$here/tools" && CGO_ENABLED=0 go build -p "$jobs" -trimpath -ldflags "-s -w" -o "$bin/.etcd.new" go.etcd.io/etcd/server/v3)
   mv -f "$bin/.etcd.new" "$bin/etcd"
