@@ -369,5 +369,5 @@ def wait_alert(cluster: KindCluster, namespace: str, name: str, predicate, descr
 
 def decisions(cluster: KindCluster, namespace: str) -> list[dict]:
     rows = cluster.psql("SELECT coalesce(json_agg(d ORDER BY decided_at), '[]') FROM "
-                        f"(SELECT outcome, allowed, actor, pattern FROM admission_decisions WHERE namespace = '{namespace}') d")
+                        f"(SELECT outcome, allowed, actor, pattern, decided_at FROM admission_decisions WHERE namespace = '{namespace}') d")
     return json.loads(rows)
