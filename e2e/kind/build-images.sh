@@ -198,6 +198,8 @@ if ! have "$tag"; then
   ctx="$(fresh pause)"
   pause_c="$(go env GOMODCACHE)/k8s.io/kubernetes@$K8S_VERSION/build/pause/linux/pause.c"
   [ -f "$pause_c" ] || (cd "$here/tools" && go mod download k8s.io/kubernetes)
+  command -v gcc >/dev/null && [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null; }
   gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_VERSION" -o "$ctx/pause" "$pause_c"
   strip "$ctx/pause"
   build "$tag" "$ctx" <<EOF
