@@ -33,6 +33,9 @@ def test_helm_upgrade_with_changed_values(kind_cluster: KindCluster, namespace: 
     kind_cluster.helm("upgrade", RELEASE, "charts/safety-gate", "-n", NAMESPACE, "--reuse-values", "--wait",
                       "--timeout", "10m", "--set", "logLevel=debug", "--set", "maxInFlight=32")
 
+    # helm --wait accepts replicas - maxUnavailable ready pods; the rollout goes on to all three.
+    kind_cluster.kubectl("rollout", "status", f"deployment/{FULLNAME}", "--timeout=600s", namespace=NAMESPACE,
+                         check=True, timeout=660)
     deployment = kind_cluster.kubectl_json("get", "deployment", FULLNAME, namespace=NAMESPACE)
     env = env_of(deployment)
     assert env["SAFETY_GATE_LOG_LEVEL"] == "DEBUG" and env["SAFETY_GATE_MAX_IN_FLIGHT"] == "32"
