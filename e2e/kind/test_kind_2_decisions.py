@@ -40,15 +40,15 @@ def test_an_agents_scale_loop_is_refused_at_the_second_reversal(kind_cluster: Ki
     assert "cooling period until" in refused.stderr
     assert replicas(kind_cluster, namespace, "cart") == 3
 
-    # Decided by the chart's pods from the chart's PostgreSQL. (kube-apiserver may run admission
-    # twice for the refused PATCH, retrying with a fresh object when its cached one was stale:
-    # then both runs are refused.)
-    made = decisions(kind_cluster, namespace)
-    assert [d["allowed"] for d in made[:2]] == [True, True] and {d["actor"] for d in made} == {agent}
-    assert made[2:] and not any(d["allowed"] for d in made[2:])
+    # Decided by the chart's pods from the chart's PostgreSQL: the two changes allowed, then the
+    # refusal. (kube-apiserver may run admission twice for one PATCH, again with a fresh object
+    # when its cached one was stale: each run is a decision of its own.)
+    made = [d["allowed"] for d in decisions(kind_cluster, namespace)]
+    allowed, denied = made.count(True), made.count(False)
+    assert allowed >= 2 and denied >= 1 and made == [True] * allowed + [False] * denied, made
+    assert {d["actor"] for d in decisions(kind_cluster, namespace)} == {agent}
     alert = wait_alert(kind_cluster, namespace, "deployment-cart-scale-oscillation",
-                       lambda a: a.get("status", {}).get("deniedRequests", 0) >= 1, "the OscillationAlert")
-    assert alert["status"]["deniedRequests"] == len(made[2:])
+                       lambda a: a.get("status", {}).get("deniedRequests") == denied, "the OscillationAlert")
     assert alert["spec"]["actor"] == agent and alert["spec"]["clusterId"] == "default"
     assert [e["summary"] for e in alert["status"]["evidence"]] == ["replicas 3→5", "replicas 5→3", "replicas 3→5"]
 

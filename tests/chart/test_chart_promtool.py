@@ -20,6 +20,9 @@ from chart_helpers import REPO, one, render
 
 TESTS = Path(__file__).resolve().parent / "promtool" / "safety-gate-alerts.test.yaml"
 
+# The first test may build promtool from a cold Go cache (minutes on two shared cores).
+pytestmark = pytest.mark.timeout(1800)
+
 
 @functools.cache
 def promtool() -> str:
