@@ -33,7 +33,7 @@ build() { # tag context-dir (Dockerfile read from stdin)
   local tag="$1" ctx="$2" start=$SECONDS
   cat >"$ctx/Dockerfile"
   log "building $tag"
-  "$docker" build -q -t "$tag" "$ctx" >/dev/null
+  "$docker" build -q --force-rm -t "$tag" "$ctx" >/dev/null
   log "built $tag in $((SECONDS - start))s"
 }
 fresh() { rm -rf "$work/$1" && mkdir -p "$work/$1" && echo "$work/$1"; }
@@ -128,7 +128,7 @@ cp -r "$repo/pyproject.toml" "$repo/README.md" "$repo/webhook" "$repo/migrations
 find "$ctx" -name __pycache__ -prune -exec rm -rf {} +
 log "building $GATE_IMAGE (base $PYTHON)"
 start=$SECONDS
-"$docker" build -q -f "$repo/Dockerfile" --build-arg "BASE=$PYTHON" -t "$GATE_IMAGE" "$ctx" >/dev/null
+"$docker" build -q --force-rm -f "$repo/Dockerfile" --build-arg "BASE=$PYTHON" -t "$GATE_IMAGE" "$ctx" >/dev/null
 log "built $GATE_IMAGE in $((SECONDS - start))s ($("$docker" image inspect -f '{{.Size}}' "$GATE_IMAGE" | awk '{printf "%d MB", $1/1e6}'))"
 
 # -- control-plane images, tagged as kubeadm expects -------------------------------
