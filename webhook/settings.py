@@ -88,6 +88,18 @@ class Settings(pydantic_settings.BaseSettings):
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
 
+    @pydantic.field_validator("port", "metrics_port", mode="before")
+    @classmethod
+    def _not_a_service_link(cls, value: object, info: pydantic.ValidationInfo) -> object:
+        """Kubernetes injects ``<SERVICE>_PORT=tcp://10.96.0.10:443`` into pods for every Service of
+        their namespace. A Service named ``safety-gate`` (or ``safety-gate-metrics``) thus sets
+        ``SAFETY_GATE_PORT`` (``SAFETY_GATE_METRICS_PORT``), which no one meant for the gate; the
+        chart disables service links, but a pod of another chart may not. Such a value is a
+        Docker-link address, never a port number, so it falls back to the default."""
+        if isinstance(value, str) and value.startswith(("tcp://", "udp://", "sctp://")):
+            return cls.model_fields[info.field_name].default
+        return value
+
     @pydantic.field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

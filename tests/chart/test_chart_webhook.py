@@ -156,7 +156,7 @@ def test_service_matches_webhook_client_config(helm_bin, default_docs):
     svc = one(default_docs, "Service", wh["clientConfig"]["service"]["name"])
     port = next(p for p in svc["spec"]["ports"] if p["port"] == wh["clientConfig"]["service"]["port"])
     assert port["targetPort"] == "https"
-    deploy = one(default_docs, "Deployment")
+    deploy = one(default_docs, "Deployment", FULLNAME)
     container = deploy["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "https", "containerPort": 8443, "protocol": "TCP"} in container["ports"]
     pod_labels = deploy["spec"]["template"]["metadata"]["labels"]

@@ -101,12 +101,68 @@ validate.safety-gate.ai.prometheus-alerts-slm.io
 {{- end -}}
 {{- end -}}
 
+{{/*
+The chart's own single-instance stores: "true" when enabled and no external
+store is given (a DSN/URL or an existing Secret always wins).
+*/}}
+{{- define "safety-gate.postgresql.bundled" -}}
+{{- if and .Values.postgresql.enabled (not .Values.postgresql.dsn) (not .Values.postgresql.existingSecret) -}}
+true
+{{- end -}}
+{{- end -}}
+{{- define "safety-gate.redis.bundled" -}}
+{{- if and .Values.redis.enabled (not .Values.redis.url) (not .Values.redis.existingSecret) -}}
+true
+{{- end -}}
+{{- end -}}
+{{/* Names of the bundled stores (StatefulSet/Deployment, Service, Secret); short enough for a StatefulSet. */}}
+{{- define "safety-gate.postgresql.fullname" -}}
+{{- printf "%s-postgresql" (include "safety-gate.fullname" . | trunc 40 | trimSuffix "-") -}}
+{{- end -}}
+{{- define "safety-gate.redis.fullname" -}}
+{{- printf "%s-redis" (include "safety-gate.fullname" . | trunc 46 | trimSuffix "-") -}}
+{{- end -}}
+{{- define "safety-gate.postgresql.labels" -}}
+{{ include "safety-gate.labels" . }}
+app.kubernetes.io/component: postgresql
+{{- end -}}
+{{- define "safety-gate.postgresql.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "safety-gate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: postgresql
+{{- end -}}
+{{- define "safety-gate.redis.labels" -}}
+{{ include "safety-gate.labels" . }}
+app.kubernetes.io/component: redis
+{{- end -}}
+{{- define "safety-gate.redis.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "safety-gate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: redis
+{{- end -}}
+
+{{/*
+A password that survives upgrades: the one already in the Secret (when the
+cluster can be asked), else a new random one. `helm template` cannot ask, so it
+prints a fresh one each time.
+*/}}
+{{- define "safety-gate.storedPassword" -}}
+{{- $secret := lookup "v1" "Secret" .namespace .name -}}
+{{- if and $secret $secret.data (hasKey $secret.data .key) -}}
+{{- index $secret.data .key | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 32 -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Secret and key holding the PostgreSQL DSN, empty when not configured. */}}
 {{- define "safety-gate.postgresSecretName" -}}
 {{- if .Values.postgresql.existingSecret -}}
 {{- .Values.postgresql.existingSecret -}}
 {{- else if .Values.postgresql.dsn -}}
 {{- include "safety-gate.datastoreSecretName" . -}}
+{{- else if include "safety-gate.postgresql.bundled" . -}}
+{{- include "safety-gate.postgresql.fullname" . -}}
 {{- end -}}
 {{- end -}}
 {{- define "safety-gate.postgresSecretKey" -}}
@@ -121,6 +177,8 @@ postgres-dsn
 {{- .Values.redis.existingSecret -}}
 {{- else if .Values.redis.url -}}
 {{- include "safety-gate.datastoreSecretName" . -}}
+{{- else if include "safety-gate.redis.bundled" . -}}
+{{- include "safety-gate.redis.fullname" . -}}
 {{- end -}}
 {{- end -}}
 {{- define "safety-gate.redisSecretKey" -}}
@@ -226,6 +284,7 @@ true
 
 {{/* Pod-level securityContext and container securityContext for hook Jobs. */}}
 {{- define "safety-gate.jobPodSpecCommon" -}}
+enableServiceLinks: false
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
