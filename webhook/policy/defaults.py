@@ -92,6 +92,21 @@ DEFAULT_DOCUMENTS: list[dict[str, Any]] = [
             "preventionStrategy": {"strategy": "block-action", "parameters": {"blockDuration": "60m"}},
         },
     },
+    {
+        "metadata": {"name": "default-restart-storm"},
+        "spec": {
+            "patternDefinition": {
+                "patternType": "restart-storm",
+                "description": "One workload's pods keep being restarted without effect",
+                "detectionCriteria": {
+                    "minOccurrences": 4,
+                    "timeWindow": "1h",
+                    "thresholds": {"effectivenessThreshold": 0.3},
+                },
+            },
+            "preventionStrategy": {"strategy": "escalate-human", "parameters": {"approvalValidity": "1h"}},
+        },
+    },
 ]
 
 

@@ -23,6 +23,7 @@ class PatternType(str, enum.Enum):
     INEFFECTIVE_LOOP = "ineffective-loop"
     CASCADING_FAILURE = "cascading-failure"
     CONTROLLER_FIGHT = "controller-fight"
+    RESTART_STORM = "restart-storm"
 
 
 class Strategy(str, enum.Enum):
