@@ -33,7 +33,6 @@ from webhook.decision.decide import AlertUpdate, Decision, Outcome, Phase
 from webhook.detection.registry import Scope, spec_of
 from webhook.kube.client import ALERT_KIND, ALERTS, API_VERSION, GROUP, VERSION, Backoff, KubeClient, is_status
 from webhook.metrics import ALERT_WRITER_FAILURES
-from webhook.policy.model import PatternType
 
 logger = logging.getLogger(__name__)
 
