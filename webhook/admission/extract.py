@@ -14,6 +14,7 @@ from typing import Any
 
 from webhook.actions.model import ActionEvent, ActorClass, ImageChange, ResourceChange, TargetRef
 from webhook.actions.quantities import parse_quantity
+from webhook.admission import pods
 from webhook.admission.review import AdmissionRequest
 
 PREFIX = "ai.prometheus-alerts-slm.io/"
@@ -49,6 +50,9 @@ class Proposal:
     # itself does not say.
     workflow_execution: tuple[str, str] | None = None
     action_type_given: bool = True   # by the request itself (label or param), not a fallback
+    # An eviction names its pod but does not carry it: (namespace, pod name) for the gate to read
+    # the pod's owner from the cluster (webhook.kube.owners); the target is the pod until then.
+    pod_to_resolve: tuple[str, str] | None = None
 
 
 def canonical_kind(kind: str) -> str:
@@ -66,6 +70,9 @@ def extract(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | 
         return None
     if group == "tekton.dev" and resource == "pipelineruns" and request.operation == "CREATE" and not sub:
         return _from_pipelinerun(request, now=now)
+    if group == "" and resource == "pods":
+        if (request.operation == "DELETE" and not sub) or (request.operation == "CREATE" and sub == "eviction"):
+            return _from_pod_restart(request, now=now)
     return None
 
 
@@ -252,6 +259,31 @@ def _spec_without(obj: Mapping[str, Any]) -> Any:
 
 def _annotation(template: Mapping[str, Any], key: str) -> str | None:
     return ((template.get("metadata") or {}).get("annotations") or {}).get(key)
+
+
+# --- pod restarts: DELETE and the eviction subresource ---------------------------------------
+
+
+def _from_pod_restart(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | None:
+    if pods.is_cluster_machinery(request.userInfo.username, request.userInfo.groups):
+        return None
+    namespace = request.namespace or ""
+    evicted = request.subResource == "eviction"
+    # DELETE carries the pod as oldObject; an Eviction (policy/v1) only its name.
+    pod = {"metadata": {"name": request.name}} if evicted else (request.oldObject or {})
+    if not evicted and not _meta(pod).get("name") and request.name:
+        pod = {**pod, "metadata": {**_meta(pod), "name": request.name}}
+    target = pods.owner_of(pod, namespace=namespace)
+    if target is None:
+        return None
+    context_source = request.object if evicted else pod
+    context = _context(_meta(context_source or {}).get("annotations") or {}, {}, {})
+    event = _base_event(request, target=target, action_type="restart_pod", now=now, context=context,
+                        object_kind="Eviction" if evicted else "Pod")
+    proposal = _proposal(request, event, labels=None)
+    if evicted and request.name:
+        proposal = dataclasses.replace(proposal, pod_to_resolve=(namespace, request.name))
+    return proposal
 
 
 # --- Tekton PipelineRuns ----------------------------------------------------------------------

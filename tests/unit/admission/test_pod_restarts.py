@@ -1,0 +1,73 @@
+"""Pod restarts (DESIGN §2): a pod DELETE or an eviction by automation or a person is
+``restart_pod`` on the pod's workload; the kubelet's, nodes' and controllers' are not gated."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from tests import pod_reviews
+from tests.reviews import PREFIX
+from webhook.admission.extract import extract
+from webhook.admission.review import AdmissionReview
+
+NOW = datetime.datetime(2026, 11, 21, 21, 0, tzinfo=datetime.timezone.utc)
+
+
+def proposal_of(body):
+    return extract(AdmissionReview.model_validate(body).request, now=NOW)
+
+
+def test_deleting_a_deployments_pod_restarts_the_deployment():
+    proposal = proposal_of(pod_reviews.pod_delete(pod_reviews.pod(annotations={PREFIX + "alert-name": "CrashLoop"})))
+    event = proposal.event
+    assert (event.action_type, event.target.key, event.object_kind) == ("restart_pod", "shop/Deployment/cart", "Pod")
+    assert event.alert_name == "CrashLoop"
+    assert proposal.pod_to_resolve is None
+
+
+def test_a_statefulsets_pod_is_the_statefulset_and_a_bare_pod_is_itself():
+    sts = proposal_of(pod_reviews.pod_delete(pod_reviews.pod("db-0", statefulset="db", deployment=None)))
+    assert sts.event.target.key == "shop/StatefulSet/db"
+    bare = proposal_of(pod_reviews.pod_delete(pod_reviews.pod("debug", deployment=None)))
+    assert bare.event.target.key == "shop/Pod/debug"
+
+
+def test_a_replicaset_not_named_after_the_hash_stays_the_replicaset():
+    pod = pod_reviews.pod("web-1")
+    pod["metadata"]["ownerReferences"][0]["name"] = "handmade-rs"
+    assert proposal_of(pod_reviews.pod_delete(pod)).event.target.key == "shop/ReplicaSet/handmade-rs"
+
+
+def test_an_eviction_names_the_pod_for_the_gate_to_resolve():
+    proposal = proposal_of(pod_reviews.eviction(annotations={PREFIX + "correlation-id": "c-1"}))
+    assert proposal.event.action_type == "restart_pod"
+    assert proposal.event.object_kind == "Eviction"
+    assert proposal.event.target.key == "shop/Pod/cart-7d9f8b6c5d-x2x4q"  # until its owner is read
+    assert proposal.pod_to_resolve == ("shop", "cart-7d9f8b6c5d-x2x4q")
+    assert proposal.event.correlation_id == "c-1"
+
+
+@pytest.mark.parametrize(("user", "groups"), [
+    ("system:node:worker-1", ["system:nodes"]),
+    ("system:serviceaccount:kube-system:replicaset-controller", None),
+    ("system:serviceaccount:kube-system:generic-garbage-collector", None),
+    ("system:kube-controller-manager", None),
+    ("system:kube-scheduler", None),
+])
+def test_cluster_machinery_is_not_a_restart(user, groups):
+    assert proposal_of(pod_reviews.pod_delete(user=user, groups=groups)) is None
+    assert proposal_of(pod_reviews.eviction(user=user, groups=groups)) is None
+
+
+def test_a_person_deleting_a_pod_is_a_restart_too():
+    proposal = proposal_of(pod_reviews.pod_delete(user="alice@example.com", groups=["system:authenticated"]))
+    assert proposal.event.action_type == "restart_pod" and proposal.username == "alice@example.com"
+
+
+def test_pod_creates_and_updates_are_not_restarts():
+    body = pod_reviews.pod_delete()
+    body["request"]["operation"] = "UPDATE"
+    body["request"]["object"] = body["request"]["oldObject"]
+    assert proposal_of(body) is None
