@@ -70,6 +70,8 @@ def extract(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | 
         return None
     if group == "tekton.dev" and resource == "pipelineruns" and request.operation == "CREATE" and not sub:
         return _from_pipelinerun(request, now=now)
+    if group == "" and resource == "nodes" and request.operation == "UPDATE" and not sub:
+        return _from_node(request, now=now)
     if group == "" and resource == "pods":
         if (request.operation == "DELETE" and not sub) or (request.operation == "CREATE" and sub == "eviction"):
             return _from_pod_restart(request, now=now)
@@ -284,6 +286,23 @@ def _from_pod_restart(request: AdmissionRequest, *, now: datetime.datetime) -> P
     if evicted and request.name:
         proposal = dataclasses.replace(proposal, pod_to_resolve=(namespace, request.name))
     return proposal
+
+
+# --- nodes: cordon and uncordon ----------------------------------------------------------------
+
+
+def _from_node(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | None:
+    new, old = request.object or {}, request.oldObject or {}
+    name = request.name or _meta(new).get("name")
+    before = (old.get("spec") or {}).get("unschedulable") is True
+    after = (new.get("spec") or {}).get("unschedulable") is True
+    if not new or not old or not name or before == after:
+        return None  # labels, taints, status: not a schedulability change
+    target = TargetRef(namespace="", kind="Node", name=name, api_version="v1")
+    context = _context(_meta(new).get("annotations") or {}, {}, {})
+    event = _base_event(request, target=target, action_type="drain_node", now=now, context=context,
+                        object_kind="Node").replace(unschedulable=after)
+    return _proposal(request, event, labels=dict(_meta(new).get("labels") or {}))
 
 
 # --- Tekton PipelineRuns ----------------------------------------------------------------------

@@ -23,6 +23,7 @@ from webhook.detection import (
     resource_thrashing,
     restart_storm,
     scale_oscillation,
+    schedulability_oscillation,
 )
 from webhook.detection.situation import Finding, Situation
 from webhook.policy.model import PatternType, Strategy
@@ -69,7 +70,7 @@ class Applies(str, enum.Enum):
         if self is Applies.ALL:
             return True
         if self is Applies.SCHEDULABILITY:
-            return event.action_type == "drain_node"
+            return event.schedulability_direction != 0
         return changes_replicas(event)
 
 
@@ -101,6 +102,8 @@ REGISTRY: tuple[PatternSpec, ...] = (
     PatternSpec(pattern=PatternType.CONTROLLER_FIGHT, detect=controller_fight.detect,
                 needs=frozenset({Need.HPA_NAME})),
     PatternSpec(pattern=PatternType.RESTART_STORM, detect=restart_storm.detect),
+    PatternSpec(pattern=PatternType.SCHEDULABILITY_OSCILLATION, detect=schedulability_oscillation.detect,
+                refuses=Applies.SCHEDULABILITY),
 )
 
 SPECS: Mapping[PatternType, PatternSpec] = {spec.pattern: spec for spec in REGISTRY}

@@ -107,6 +107,24 @@ DEFAULT_DOCUMENTS: list[dict[str, Any]] = [
             "preventionStrategy": {"strategy": "escalate-human", "parameters": {"approvalValidity": "1h"}},
         },
     },
+    {
+        "metadata": {"name": "default-schedulability-oscillation"},
+        "spec": {
+            "patternDefinition": {
+                "patternType": "schedulability-oscillation",
+                "description": "A node cordoned and uncordoned back and forth",
+                "detectionCriteria": {
+                    "minOccurrences": 3,
+                    "timeWindow": "2h",
+                    "thresholds": {"directionChanges": 2, "highReversals": 3, "criticalReversals": 4},
+                },
+            },
+            "preventionStrategy": {
+                "strategy": "cooling-period",
+                "parameters": {"cooldownPeriod": "30m", "escalateAfter": "3", "escalateWindow": "24h"},
+            },
+        },
+    },
 ]
 
 

@@ -24,6 +24,7 @@ class PatternType(str, enum.Enum):
     CASCADING_FAILURE = "cascading-failure"
     CONTROLLER_FIGHT = "controller-fight"
     RESTART_STORM = "restart-storm"
+    SCHEDULABILITY_OSCILLATION = "schedulability-oscillation"
 
 
 class Strategy(str, enum.Enum):

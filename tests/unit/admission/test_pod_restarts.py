@@ -71,3 +71,29 @@ def test_pod_creates_and_updates_are_not_restarts():
     body["request"]["operation"] = "UPDATE"
     body["request"]["object"] = body["request"]["oldObject"]
     assert proposal_of(body) is None
+
+
+def node_update(before, after, *, labels_only=False):
+    old = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker-1", "labels": {"a": "1"}},
+           "spec": {} if before is None else {"unschedulable": before}}
+    new = {"apiVersion": "v1", "kind": "Node",
+           "metadata": {"name": "worker-1", "labels": {"a": "2" if labels_only else "1"}},
+           "spec": {} if after is None else {"unschedulable": after}}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "node-1", "kind": {"group": "", "version": "v1", "kind": "Node"},
+        "resource": {"group": "", "version": "v1", "resource": "nodes"}, "name": "worker-1",
+        "operation": "UPDATE", "userInfo": {"username": "system:serviceaccount:ops:agent"},
+        "object": new, "oldObject": old}}
+
+
+def test_a_cordon_and_an_uncordon_are_drain_node_on_the_cluster_scoped_node():
+    cordon = proposal_of(node_update(None, True)).event
+    assert (cordon.action_type, cordon.target.key, cordon.unschedulable) == ("drain_node", "/Node/worker-1", True)
+    assert cordon.target.cluster_scoped
+    assert proposal_of(node_update(True, False)).event.unschedulable is False
+    assert proposal_of(node_update(True, None)).event.unschedulable is False
+
+
+def test_other_node_updates_are_not_actions():
+    assert proposal_of(node_update(None, None, labels_only=True)) is None
+    assert proposal_of(node_update(True, True, labels_only=True)) is None

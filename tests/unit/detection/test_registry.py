@@ -68,7 +68,7 @@ def test_an_actor_scoped_pattern_names_its_alert_after_the_actor():
 
 def test_what_a_restriction_refuses():
     node = ActionEvent(uid="n", at=scale(1, 2).at, target=None, action_type="drain_node", actor="a",
-                       actor_class=scale(1, 2).actor_class)
+                       actor_class=scale(1, 2).actor_class, unschedulable=True)
     assert Applies.REPLICAS.covers(scale(3, 5)) and not Applies.REPLICAS.covers(action("restart_pod"))
     assert Applies.REPLICAS.covers(action("scale_deployment"))  # a PipelineRun that scales
     assert Applies.SCHEDULABILITY.covers(node) and not Applies.SCHEDULABILITY.covers(scale(3, 5))
