@@ -72,6 +72,10 @@ def extract(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | 
         return _from_pipelinerun(request, now=now)
     if group == "" and resource == "nodes" and request.operation == "UPDATE" and not sub:
         return _from_node(request, now=now)
+    if group == "" and resource == "persistentvolumeclaims" and request.operation == "UPDATE" and not sub:
+        return _from_pvc(request, now=now)
+    if group == "" and resource == "pods" and request.operation == "UPDATE" and not sub:
+        return _from_pod_labels(request, now=now)
     if group == "" and resource == "pods":
         if (request.operation == "DELETE" and not sub) or (request.operation == "CREATE" and sub == "eviction"):
             return _from_pod_restart(request, now=now)
@@ -286,6 +290,50 @@ def _from_pod_restart(request: AdmissionRequest, *, now: datetime.datetime) -> P
     if evicted and request.name:
         proposal = dataclasses.replace(proposal, pod_to_resolve=(namespace, request.name))
     return proposal
+
+
+# --- PersistentVolumeClaims: expansion --------------------------------------------------------
+
+
+def _from_pvc(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | None:
+    new, old = request.object or {}, request.oldObject or {}
+    name = request.name or _meta(new).get("name")
+    before_text, after_text = _storage_request(old), _storage_request(new)
+    before, after = parse_quantity(before_text), parse_quantity(after_text)
+    if not name or not request.namespace or before is None or after is None or after <= before:
+        return None  # not an expansion (the API server refuses shrinking anyway)
+    target = TargetRef(namespace=request.namespace, kind="PersistentVolumeClaim", name=name, api_version="v1")
+    context = _context(_meta(new).get("annotations") or {}, {}, {})
+    change = ResourceChange(container=name, resource="storage", field="requests", before=before, after=after,
+                            before_text=before_text, after_text=after_text)
+    event = _base_event(request, target=target, action_type="expand_pvc", now=now, context=context,
+                        object_kind="PersistentVolumeClaim").replace(resource_changes=(change,))
+    return _proposal(request, event, labels=dict(_meta(new).get("labels") or {}))
+
+
+def _storage_request(pvc: Mapping[str, Any]) -> str | None:
+    value = (((pvc.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
+# --- pods: quarantine ----------------------------------------------------------------------------
+
+
+def _from_pod_labels(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | None:
+    """``quarantine_pod``: the documented label ``P/quarantine: "true"`` set on a pod, to take it out
+    of its Service (a selector requiring the label's absence) while it is inspected."""
+    new, old = request.object or {}, request.oldObject or {}
+    was = (_meta(old).get("labels") or {}).get(pods.QUARANTINE_LABEL) == "true"
+    now_set = (_meta(new).get("labels") or {}).get(pods.QUARANTINE_LABEL) == "true"
+    if was or not now_set or pods.is_cluster_machinery(request.userInfo.username, request.userInfo.groups):
+        return None
+    target = pods.owner_of(new, namespace=request.namespace or "")
+    if target is None:
+        return None
+    context = _context(_meta(new).get("annotations") or {}, {}, {})
+    event = _base_event(request, target=target, action_type="quarantine_pod", now=now, context=context,
+                        object_kind="Pod")
+    return _proposal(request, event, labels=None)
 
 
 # --- nodes: cordon and uncordon ----------------------------------------------------------------

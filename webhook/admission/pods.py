@@ -18,6 +18,9 @@ from typing import Any
 from webhook.actions.model import TargetRef
 
 POD_TEMPLATE_HASH = "pod-template-hash"
+# Set to "true" by an agent isolating a pod (``quarantine_pod``); the gate's convention, documented
+# in the user guide. A Service selecting ``!ai.prometheus-alerts-slm.io/quarantine`` drops the pod.
+QUARANTINE_LABEL = "ai.prometheus-alerts-slm.io/quarantine"
 
 # Who restarts pods as part of running the cluster, not as a remediation: the kubelet and nodes
 # (the chart's matchConditions keep them away; checked here too, for a chart without them), the

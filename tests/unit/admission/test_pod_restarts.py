@@ -97,3 +97,34 @@ def test_a_cordon_and_an_uncordon_are_drain_node_on_the_cluster_scoped_node():
 def test_other_node_updates_are_not_actions():
     assert proposal_of(node_update(None, None, labels_only=True)) is None
     assert proposal_of(node_update(True, True, labels_only=True)) is None
+
+
+def update(resource, old, new, *, name, namespace="shop", user="system:serviceaccount:ops:agent"):
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": f"{resource}-1", "kind": {"group": "", "version": "v1", "kind": "X"},
+        "resource": {"group": "", "version": "v1", "resource": resource}, "name": name, "namespace": namespace,
+        "operation": "UPDATE", "userInfo": {"username": user}, "object": new, "oldObject": old}}
+
+
+def pvc(storage):
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+            "spec": {"resources": {"requests": {"storage": storage}}}}
+
+
+def test_a_pvc_storage_request_increasing_is_expand_pvc():
+    event = proposal_of(update("persistentvolumeclaims", pvc("1Gi"), pvc("2Gi"), name="data")).event
+    assert (event.action_type, event.target.key) == ("expand_pvc", "shop/PersistentVolumeClaim/data")
+    assert event.summary() == "data storage request 1Gi→2Gi"
+    assert proposal_of(update("persistentvolumeclaims", pvc("2Gi"), pvc("2Gi"), name="data")) is None
+    assert proposal_of(update("persistentvolumeclaims", pvc("2Gi"), pvc("1Gi"), name="data")) is None
+
+
+def test_the_quarantine_label_set_on_a_pod_is_quarantine_pod_on_its_workload():
+    old = pod_reviews.pod()
+    new = pod_reviews.pod()
+    new["metadata"]["labels"][PREFIX + "quarantine"] = "true"
+    event = proposal_of(update("pods", old, new, name="cart-7d9f8b6c5d-x2x4q")).event
+    assert (event.action_type, event.target.key) == ("quarantine_pod", "shop/Deployment/cart")
+    assert proposal_of(update("pods", new, new, name="cart-7d9f8b6c5d-x2x4q")) is None  # already quarantined
+    assert proposal_of(update("pods", new, old, name="cart-7d9f8b6c5d-x2x4q")) is None  # released
+    assert proposal_of(update("pods", old, old, name="cart-7d9f8b6c5d-x2x4q")) is None
