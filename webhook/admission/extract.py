@@ -286,6 +286,11 @@ def _from_pod_restart(request: AdmissionRequest, *, now: datetime.datetime) -> P
     context = _context(_meta(context_source or {}).get("annotations") or {}, {}, {})
     event = _base_event(request, target=target, action_type="restart_pod", now=now, context=context,
                         object_kind="Eviction" if evicted else "Pod")
+    pod_uid = _meta(pod).get("uid")
+    if not evicted and isinstance(pod_uid, str) and pod_uid:
+        # The API server admits one pod deletion more than once (graceful deletion, then the
+        # delete itself, each with its own request uid): one restart, recorded once.
+        event = event.replace(uid=f"pod-delete:{pod_uid[:MAX_TEXT]}")
     proposal = _proposal(request, event, labels=None)
     if evicted and request.name:
         proposal = dataclasses.replace(proposal, pod_to_resolve=(namespace, request.name))

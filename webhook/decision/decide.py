@@ -118,12 +118,15 @@ class Decision:
             return self.winner.pattern.value
         return self.refused_by.pattern.value if self.refused_by else ""
 
-    def response(self) -> dict[str, Any]:
+    def response(self, *, uid: str | None = None) -> dict[str, Any]:
+        """``uid``: the AdmissionRequest's, when the event's differs (one pod deletion is admitted
+        several times by the API server; its event keeps one uid so it is recorded once)."""
+        uid = uid or self.event.uid
         warnings = messages.split_warnings(self.warnings)  # each ≤120 characters, nothing cut
         if self.allowed:
-            return responses.allowed(self.event.uid, warnings=warnings)
+            return responses.allowed(uid, warnings=warnings)
         assert self.code is not None and self.message is not None
-        body = responses.denied(self.event.uid, code=self.code, message=self.message, warnings=warnings)
+        body = responses.denied(uid, code=self.code, message=self.message, warnings=warnings)
         if self.retry_after is not None:  # metav1.Status: clients back off this long, then retry
             body["response"]["status"]["details"] = {"retryAfterSeconds": self.retry_after}
         return body
