@@ -34,6 +34,8 @@ GATE_CLUSTER_RULES = {
     (GROUP, "effectivenessmetrics", ()): ["get", "list", "create", "patch", "delete"],
     ("apps", "deployments", ()): ["get", "list", "watch"],
     ("apps", "statefulsets", ()): ["get", "list", "watch"],
+    ("apps", "replicasets", ()): ["get"],                    # the Deployment behind an evicted pod
+    ("", "pods", ()): ["get"],                               # an evicted pod's owner
     ("autoscaling", "horizontalpodautoscalers", ()): ["get", "list", "watch"],
     ("kubernaut.ai", "workflowexecutions", ()): ["get"],
     ("kubernaut.ai", "remediationrequests", ()): ["get"],

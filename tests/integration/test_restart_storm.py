@@ -38,3 +38,14 @@ def test_a_person_restarting_is_warned_not_refused(gate):
     answers = [restart(gate, suffix, **person) for suffix in ("aaaaa", "bbbbb", "ccccc", "ddddd")]
     assert all(answer["allowed"] for answer in answers)
     assert any("would deny: restart-storm" in warning for warning in answers[3]["warnings"])
+
+
+def test_one_pod_deletion_admitted_twice_is_one_restart(gate, fresh_database):
+    """The API server admits a pod DELETE more than once (graceful deletion, then the delete):
+    each admission has its own request uid, the pod's uid makes them one restart."""
+    pod = pod_reviews.pod("cart-7d9f8b6c5d-twice")
+    pod["metadata"]["uid"] = "0b6f3c1e-pod-uid"
+    answers = [gate.decide(pod_reviews.pod_delete(pod)) for _ in range(3)]
+    assert all(answer["allowed"] for answer in answers)
+    assert scalar(fresh_database, "SELECT count(*) FROM resource_action_traces WHERE action_type = 'restart_pod'") == 1
+    assert scalar(fresh_database, "SELECT request_uid FROM resource_action_traces") == "pod-delete:0b6f3c1e-pod-uid"
