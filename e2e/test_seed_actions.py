@@ -106,3 +106,24 @@ def test_cordon_uncordon_cordon_is_cooled_on_the_third_change(cluster: ControlPl
     finally:
         cluster.kubectl("delete", "node", node, "--wait=false")
         cluster.kubectl("delete", "clusterrolebinding,clusterrole", f"cordon-{namespace}")
+
+
+def test_evictions_from_a_cordoned_node_are_part_of_the_drain(cluster: ControlPlane, gate, namespace: str):
+    node = f"drained-{namespace}"[:63]
+    agent = agent_with_pod_rights(cluster, namespace)
+    cluster.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}, "spec": {"unschedulable": True}})
+    try:
+        for index in range(4):  # four pods of one app on the node: a drain, not a restart storm
+            cluster.apply({"apiVersion": "v1", "kind": "Pod",
+                           "metadata": {"name": f"web-{index}", "namespace": namespace, "labels": {"app": "web"}},
+                           "spec": {"nodeName": node, "containers": [{"name": "app",
+                                                                      "image": "registry.k8s.io/pause:3.10"}]}})
+        for index in range(4):
+            res = evict(cluster, namespace, f"web-{index}", as_user=agent)
+            assert res.returncode == 0, res.stderr
+        rows = gate.sql("SELECT action_type, namespace, kind, name, object_kind FROM resource_action_traces "
+                        "WHERE name = $1", node)
+        assert [(r["action_type"], r["kind"], r["object_kind"]) for r in rows] == [("drain_node", "Node", "Eviction")] * 4
+        assert gate.count("SELECT count(*) FROM resource_action_traces WHERE namespace = $1", namespace) == 0
+    finally:
+        cluster.kubectl("delete", "node", node, "--wait=false")

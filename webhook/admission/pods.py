@@ -63,3 +63,16 @@ def owner_of(pod: Mapping[str, Any], *, namespace: str) -> TargetRef | None:
                                  api_version="apps/v1")
             return TargetRef(namespace=namespace, kind="ReplicaSet", name=owner, api_version="apps/v1")
     return TargetRef(namespace=namespace, kind="Pod", name=name, api_version="v1")
+
+
+def evicted(proposal_target: TargetRef, pod: Mapping[str, Any], *, namespace: str,
+            node_unschedulable: bool | None) -> tuple[str, TargetRef]:
+    """What an eviction is, once its pod (and the pod's node) were read: part of draining the
+    node when that node is cordoned (``drain_node`` on the Node: a drain evicts every pod on it,
+    which is not a restart storm of their workloads), else ``restart_pod`` on the pod's owner."""
+    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    assert isinstance(spec, dict)
+    node = spec.get("nodeName")
+    if node_unschedulable and isinstance(node, str) and node:
+        return "drain_node", TargetRef(namespace="", kind="Node", name=node, api_version="v1")
+    return "restart_pod", owner_of(pod, namespace=namespace) or proposal_target

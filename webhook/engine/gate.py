@@ -71,7 +71,7 @@ class Gate:
         labels_for: Callable[[TargetRef], Awaitable[Mapping[str, str] | None]] | None = None,
         hpa_for: Callable[[TargetRef], Awaitable[str | None]] | None = None,
         context_for: Callable[[Proposal], Awaitable[Proposal]] | None = None,
-        owner_for: Callable[[str, str], Awaitable[TargetRef | None]] | None = None,
+        eviction_for: Callable[[Proposal], Awaitable[Proposal]] | None = None,
         cluster_namespace: str = "default",
     ) -> None:
         self.history = history
@@ -85,7 +85,7 @@ class Gate:
         self.labels_for = labels_for
         self.hpa_for = hpa_for
         self.context_for = context_for  # e.g. Kubernaut's WorkflowExecution behind a PipelineRun
-        self.owner_for = owner_for  # the workload behind an evicted pod
+        self.eviction_for = eviction_for  # an evicted pod's workload, or its cordoned node
         self.cluster_namespace = cluster_namespace  # alerts of cluster-scoped targets (Nodes): the gate's
 
     async def review(self, request: AdmissionRequest, *, record: bool = True) -> GateResult:
@@ -100,8 +100,8 @@ class Gate:
             proposal = dataclasses.replace(proposal, dry_run=True)
         if self.context_for is not None and proposal.workflow_execution is not None:
             proposal = await self.context_for(proposal)  # bounded; before the lock, which it must not hold up
-        if self.owner_for is not None and proposal.pod_to_resolve is not None:
-            proposal = await self._with_owner(proposal)  # bounded, cached; the lock is on the owner
+        if self.eviction_for is not None and proposal.pod_to_resolve is not None:
+            proposal = await self.eviction_for(proposal)  # bounded, cached; the lock is on its target
         actor_class = self.rules.classify(proposal.username, proposal.groups)
         gaps: set[Gap] = set()
         try:
@@ -194,13 +194,6 @@ class Gate:
             hpa = await self.hpa_for(target)
         return decide(proposal=proposal, situation=situation, policies=policies, state=state, rules=self.rules,
                       hpa=hpa, cluster_namespace=self.cluster_namespace, findings=findings)
-
-    async def _with_owner(self, proposal: Proposal) -> Proposal:
-        assert self.owner_for is not None and proposal.pod_to_resolve is not None
-        owner = await self.owner_for(*proposal.pod_to_resolve)
-        if owner is None:
-            return proposal  # not found, unreadable or slow: the pod stays its own target
-        return dataclasses.replace(proposal, event=proposal.event.replace(target=owner))
 
     async def _policies_for(self, proposal: Proposal, target: TargetRef) -> dict[PatternType, PatternPolicy]:
         policy_set = self.policies()

@@ -72,7 +72,7 @@ class KubeComponents:
     def gate_hooks(self) -> dict[str, Any]:
         return {"on_remembered": self.alerts.submit, "labels_for": self.lookups.labels_for,
                 "hpa_for": self.lookups.hpa_for, "context_for": self.kubernaut.context_for,
-                "owner_for": self.owners.owner_for}
+                "eviction_for": self.owners.resolve}
 
     async def start(self) -> None:
         """Start the background tasks; never waits for the API server (they retry on their own)."""

@@ -128,3 +128,24 @@ def test_the_quarantine_label_set_on_a_pod_is_quarantine_pod_on_its_workload():
     assert proposal_of(update("pods", new, new, name="cart-7d9f8b6c5d-x2x4q")) is None  # already quarantined
     assert proposal_of(update("pods", new, old, name="cart-7d9f8b6c5d-x2x4q")) is None  # released
     assert proposal_of(update("pods", old, old, name="cart-7d9f8b6c5d-x2x4q")) is None
+
+
+def test_an_eviction_from_a_cordoned_node_is_part_of_draining_it():
+    from webhook.actions.model import TargetRef
+    from webhook.admission.pods import evicted
+
+    fallback = TargetRef("shop", "Pod", "cart-7d9f8b6c5d-x2x4q")
+    pod = pod_reviews.pod()
+    pod["spec"]["nodeName"] = "worker-1"
+    action_type, target = evicted(fallback, pod, namespace="shop", node_unschedulable=True)
+    assert (action_type, target.key) == ("drain_node", "/Node/worker-1")
+    action_type, target = evicted(fallback, pod, namespace="shop", node_unschedulable=False)
+    assert (action_type, target.key) == ("restart_pod", "shop/Deployment/cart")
+    del pod["spec"]["nodeName"]
+    assert evicted(fallback, pod, namespace="shop", node_unschedulable=None)[0] == "restart_pod"
+
+
+def test_a_deleted_pods_event_carries_the_pods_uid():
+    pod = pod_reviews.pod()
+    pod["metadata"]["uid"] = "abc-123"
+    assert proposal_of(pod_reviews.pod_delete(pod)).event.uid == "pod-delete:abc-123"
