@@ -118,18 +118,19 @@ class Decision:
             return self.winner.pattern.value
         return self.refused_by.pattern.value if self.refused_by else ""
 
-    def response(self, *, uid: str | None = None) -> dict[str, Any]:
-        """``uid``: the AdmissionRequest's, when the event's differs (one pod deletion is admitted
-        several times by the API server; its event keeps one uid so it is recorded once)."""
-        uid = uid or self.event.uid
+    def verdict(self) -> responses.Verdict:
+        """The answer, typed; the edge turns it into the AdmissionReview."""
         warnings = messages.split_warnings(self.warnings)  # each ≤120 characters, nothing cut
         if self.allowed:
-            return responses.allowed(uid, warnings=warnings)
+            return responses.Verdict.warn(*warnings)
         assert self.code is not None and self.message is not None
-        body = responses.denied(uid, code=self.code, message=self.message, warnings=warnings)
-        if self.retry_after is not None:  # metav1.Status: clients back off this long, then retry
-            body["response"]["status"]["details"] = {"retryAfterSeconds": self.retry_after}
-        return body
+        return responses.Verdict.deny(code=self.code, message=self.message, warnings=warnings,
+                                      retry_after=self.retry_after)
+
+    def response(self, *, uid: str | None = None) -> dict[str, Any]:
+        """The AdmissionReview for ``uid`` (the request's: one pod deletion is admitted several times
+        by the API server, and its event keeps one uid so it is recorded once)."""
+        return responses.review(uid or self.event.uid, self.verdict())
 
     def without_effects(self) -> Decision:
         """``request.dryRun``: the same answer, nothing remembered (DESIGN §5)."""

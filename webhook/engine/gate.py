@@ -126,7 +126,7 @@ class Gate:
                 decision = decision.without_effects()
             await self._remember(decision, now=now, started=started, degraded=Gap.UNAVAILABLE)
         degraded = worst(gaps)
-        result = GateResult(response=decision.response(uid=request.uid), decision=decision,
+        result = GateResult(response=responses.review(request.uid, decision.verdict()), decision=decision,
                             latency_ms=(time.perf_counter() - started) * 1000, dry_run=proposal.dry_run,
                             degraded=degraded.value if degraded else None)
         if self.on_decision:
