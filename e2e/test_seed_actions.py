@@ -127,3 +127,17 @@ def test_evictions_from_a_cordoned_node_are_part_of_the_drain(cluster: ControlPl
         assert gate.count("SELECT count(*) FROM resource_action_traces WHERE namespace = $1", namespace) == 0
     finally:
         cluster.kubectl("delete", "node", node, "--wait=false")
+
+
+def test_the_quarantine_label_on_a_pod_is_recorded_on_its_workload(cluster: ControlPlane, gate, namespace: str):
+    agent = agent_with_pod_rights(cluster, namespace)
+    cluster.apply(deployment("cart", namespace))
+    pod = a_pod_of(cluster, namespace, "cart", other_than=set())
+    label = "ai.prometheus-alerts-slm.io/quarantine"
+    assert cluster.kubectl("label", "pod", pod, "team=a", namespace=namespace, as_user=agent).returncode == 0
+    res = cluster.kubectl("label", "pod", pod, f"{label}=true", namespace=namespace, as_user=agent)
+    assert res.returncode == 0, res.stderr
+    rows = gate.sql("SELECT action_type, kind, name, object_kind FROM resource_action_traces WHERE namespace = $1",
+                    namespace)
+    assert [(r["action_type"], r["kind"], r["name"], r["object_kind"]) for r in rows] == [
+        ("quarantine_pod", "Deployment", "cart", "Pod")]
