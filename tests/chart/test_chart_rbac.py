@@ -34,6 +34,9 @@ GATE_CLUSTER_RULES = {
     (GROUP, "effectivenessmetrics", ()): ["get", "list", "create", "patch", "delete"],
     ("apps", "deployments", ()): ["get", "list", "watch"],
     ("apps", "statefulsets", ()): ["get", "list", "watch"],
+    ("apps", "replicasets", ()): ["get"],                    # the Deployment behind an evicted pod
+    ("", "pods", ()): ["get"],                               # an evicted pod's owner
+    ("", "nodes", ()): ["get"],                              # an eviction from a cordoned node is a drain
     ("autoscaling", "horizontalpodautoscalers", ()): ["get", "list", "watch"],
     ("kubernaut.ai", "workflowexecutions", ()): ["get"],
     ("kubernaut.ai", "remediationrequests", ()): ["get"],

@@ -66,7 +66,27 @@ def test_rules(helm_bin):
             "resources": ["pipelineruns"],
             "scope": "Namespaced",
         },
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["DELETE", "UPDATE"], "resources": ["pods"],
+         "scope": "Namespaced"},
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods/eviction"],
+         "scope": "Namespaced"},
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["persistentvolumeclaims"],
+         "scope": "Namespaced"},
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["nodes"],
+         "scope": "Cluster"},
     ]
+
+
+def test_the_pod_node_and_pvc_rules_carry_their_match_conditions(helm_bin):
+    conditions = {c["name"]: c["expression"] for c in webhook_of(kube_version="1.31.0")["matchConditions"]}
+    assert {"pods-not-by-cluster-machinery", "pod-updates-only-quarantine", "nodes-only-schedulability",
+            "pvcs-only-storage-requests"} <= set(conditions)
+    # Each condition leaves the other resources alone: it starts by passing them.
+    assert conditions["pods-not-by-cluster-machinery"].startswith("request.resource.resource != 'pods' ||")
+    assert "system:node:" in conditions["pods-not-by-cluster-machinery"]
+    assert conditions["nodes-only-schedulability"].startswith("request.resource.resource != 'nodes' ||")
+    assert conditions["pvcs-only-storage-requests"].startswith(
+        "request.resource.resource != 'persistentvolumeclaims' ||")
 
 
 def _excluded(wh) -> tuple[list[str], list[dict]]:
@@ -125,7 +145,8 @@ def test_match_conditions_by_kubernetes_version(helm_bin, kube_version, sets, ex
 def test_match_conditions_extra(helm_bin):
     wh = webhook_of("policies.yaml", kube_version="1.29.0")  # mode: always
     names = [c["name"] for c in wh["matchConditions"]]
-    assert names == ["not-safety-gate-itself", "not-flux"]
+    assert names == ["not-safety-gate-itself", "pods-not-by-cluster-machinery", "pod-updates-only-quarantine",
+                     "nodes-only-schedulability", "pvcs-only-storage-requests", "not-flux"]
 
 
 def test_ca_bundle_self_managed_is_left_to_the_gate(helm_bin):

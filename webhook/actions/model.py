@@ -128,6 +128,13 @@ class ActionEvent:
     # The remediation this action carries out, when the agent names one: Kubernaut's workflow id.
     # Its repetition on one target shows the earlier run did not fix what it was for.
     remediation: str | None = None
+    # A Node's ``spec.unschedulable`` after a ``drain_node`` change: True cordoned it, False uncordoned.
+    unschedulable: bool | None = None
+
+    @property
+    def schedulability_direction(self) -> int:
+        """+1 for a cordon, -1 for an uncordon, 0 for anything else."""
+        return 0 if self.unschedulable is None else (1 if self.unschedulable else -1)
 
     @property
     def is_scale(self) -> bool:
@@ -155,6 +162,8 @@ class ActionEvent:
         moved = [change.describe() for change in self.resource_changes if change.direction]
         if moved:
             return ", ".join(moved)
+        if self.unschedulable is not None:
+            return "cordon" if self.unschedulable else "uncordon"
         return self.action_type
 
     def evidence(self) -> dict[str, Any]:
@@ -183,6 +192,7 @@ class ActionEvent:
             "object_kind": self.object_kind,
             "action_id": self.action_id,
             "remediation": self.remediation,
+            "unschedulable": self.unschedulable,
         }
 
     @classmethod
@@ -208,6 +218,7 @@ class ActionEvent:
             object_kind=data.get("object_kind", ""),
             action_id=data.get("action_id"),
             remediation=data.get("remediation"),
+            unschedulable=data.get("unschedulable"),
         )
 
     def replace(self, **changes: Any) -> ActionEvent:

@@ -14,6 +14,7 @@ from typing import Any
 
 from webhook.actions.model import ActionEvent, ActorClass, ImageChange, ResourceChange, TargetRef
 from webhook.actions.quantities import parse_quantity
+from webhook.admission import pods
 from webhook.admission.review import AdmissionRequest
 
 PREFIX = "ai.prometheus-alerts-slm.io/"
@@ -49,6 +50,9 @@ class Proposal:
     # itself does not say.
     workflow_execution: tuple[str, str] | None = None
     action_type_given: bool = True   # by the request itself (label or param), not a fallback
+    # An eviction names its pod but does not carry it: (namespace, pod name) for the gate to read
+    # the pod's owner from the cluster (webhook.kube.owners); the target is the pod until then.
+    pod_to_resolve: tuple[str, str] | None = None
 
 
 def canonical_kind(kind: str) -> str:
@@ -66,6 +70,15 @@ def extract(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | 
         return None
     if group == "tekton.dev" and resource == "pipelineruns" and request.operation == "CREATE" and not sub:
         return _from_pipelinerun(request, now=now)
+    if group == "" and resource == "nodes" and request.operation == "UPDATE" and not sub:
+        return _from_node(request, now=now)
+    if group == "" and resource == "persistentvolumeclaims" and request.operation == "UPDATE" and not sub:
+        return _from_pvc(request, now=now)
+    if group == "" and resource == "pods" and request.operation == "UPDATE" and not sub:
+        return _from_pod_labels(request, now=now)
+    if group == "" and resource == "pods":
+        if (request.operation == "DELETE" and not sub) or (request.operation == "CREATE" and sub == "eviction"):
+            return _from_pod_restart(request, now=now)
     return None
 
 
@@ -252,6 +265,97 @@ def _spec_without(obj: Mapping[str, Any]) -> Any:
 
 def _annotation(template: Mapping[str, Any], key: str) -> str | None:
     return ((template.get("metadata") or {}).get("annotations") or {}).get(key)
+
+
+# --- pod restarts: DELETE and the eviction subresource ---------------------------------------
+
+
+def _from_pod_restart(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | None:
+    if pods.is_cluster_machinery(request.userInfo.username, request.userInfo.groups):
+        return None
+    namespace = request.namespace or ""
+    evicted = request.subResource == "eviction"
+    # DELETE carries the pod as oldObject; an Eviction (policy/v1) only its name.
+    pod = {"metadata": {"name": request.name}} if evicted else (request.oldObject or {})
+    if not evicted and not _meta(pod).get("name") and request.name:
+        pod = {**pod, "metadata": {**_meta(pod), "name": request.name}}
+    target = pods.owner_of(pod, namespace=namespace)
+    if target is None:
+        return None
+    context_source = request.object if evicted else pod
+    context = _context(_meta(context_source or {}).get("annotations") or {}, {}, {})
+    event = _base_event(request, target=target, action_type="restart_pod", now=now, context=context,
+                        object_kind="Eviction" if evicted else "Pod")
+    pod_uid = _meta(pod).get("uid")
+    if not evicted and isinstance(pod_uid, str) and pod_uid:
+        # The API server admits one pod deletion more than once (graceful deletion, then the
+        # delete itself, each with its own request uid): one restart, recorded once.
+        event = event.replace(uid=f"pod-delete:{pod_uid[:MAX_TEXT]}")
+    proposal = _proposal(request, event, labels=None)
+    if evicted and request.name:
+        proposal = dataclasses.replace(proposal, pod_to_resolve=(namespace, request.name))
+    return proposal
+
+
+# --- PersistentVolumeClaims: expansion --------------------------------------------------------
+
+
+def _from_pvc(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | None:
+    new, old = request.object or {}, request.oldObject or {}
+    name = request.name or _meta(new).get("name")
+    before_text, after_text = _storage_request(old), _storage_request(new)
+    before, after = parse_quantity(before_text), parse_quantity(after_text)
+    if not name or not request.namespace or before is None or after is None or after <= before:
+        return None  # not an expansion (the API server refuses shrinking anyway)
+    target = TargetRef(namespace=request.namespace, kind="PersistentVolumeClaim", name=name, api_version="v1")
+    context = _context(_meta(new).get("annotations") or {}, {}, {})
+    change = ResourceChange(container=name, resource="storage", field="requests", before=before, after=after,
+                            before_text=before_text, after_text=after_text)
+    event = _base_event(request, target=target, action_type="expand_pvc", now=now, context=context,
+                        object_kind="PersistentVolumeClaim").replace(resource_changes=(change,))
+    return _proposal(request, event, labels=dict(_meta(new).get("labels") or {}))
+
+
+def _storage_request(pvc: Mapping[str, Any]) -> str | None:
+    value = (((pvc.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
+# --- pods: quarantine ----------------------------------------------------------------------------
+
+
+def _from_pod_labels(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | None:
+    """``quarantine_pod``: the documented label ``P/quarantine: "true"`` set on a pod, to take it out
+    of its Service (a selector requiring the label's absence) while it is inspected."""
+    new, old = request.object or {}, request.oldObject or {}
+    was = (_meta(old).get("labels") or {}).get(pods.QUARANTINE_LABEL) == "true"
+    now_set = (_meta(new).get("labels") or {}).get(pods.QUARANTINE_LABEL) == "true"
+    if was or not now_set or pods.is_cluster_machinery(request.userInfo.username, request.userInfo.groups):
+        return None
+    target = pods.owner_of(new, namespace=request.namespace or "")
+    if target is None:
+        return None
+    context = _context(_meta(new).get("annotations") or {}, {}, {})
+    event = _base_event(request, target=target, action_type="quarantine_pod", now=now, context=context,
+                        object_kind="Pod")
+    return _proposal(request, event, labels=None)
+
+
+# --- nodes: cordon and uncordon ----------------------------------------------------------------
+
+
+def _from_node(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | None:
+    new, old = request.object or {}, request.oldObject or {}
+    name = request.name or _meta(new).get("name")
+    before = (old.get("spec") or {}).get("unschedulable") is True
+    after = (new.get("spec") or {}).get("unschedulable") is True
+    if not new or not old or not name or before == after:
+        return None  # labels, taints, status: not a schedulability change
+    target = TargetRef(namespace="", kind="Node", name=name, api_version="v1")
+    context = _context(_meta(new).get("annotations") or {}, {}, {})
+    event = _base_event(request, target=target, action_type="drain_node", now=now, context=context,
+                        object_kind="Node").replace(unschedulable=after)
+    return _proposal(request, event, labels=dict(_meta(new).get("labels") or {}))
 
 
 # --- Tekton PipelineRuns ----------------------------------------------------------------------

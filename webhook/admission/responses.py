@@ -6,6 +6,7 @@ what goes on the wire.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,3 +57,38 @@ def denied(uid: str, *, code: int, message: str, warnings: Sequence[str] = (),
     if warnings:
         response["warnings"] = [clip_warning(w) for w in warnings]
     return _review(uid, response)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What the gate answers, without the wire format: the decision layer says this, the edge
+    (:func:`review`) puts it in an AdmissionReview with the request's uid."""
+
+    allowed: bool
+    code: int | None = None
+    message: str | None = None
+    warnings: tuple[str, ...] = ()
+    retry_after: int | None = None   # seconds, for a refusal the client should simply retry
+
+    @classmethod
+    def allow(cls) -> Verdict:
+        return cls(allowed=True)
+
+    @classmethod
+    def warn(cls, *warnings: str) -> Verdict:
+        """Allowed, with warnings (the API server shows them to the client)."""
+        return cls(allowed=True, warnings=tuple(warnings))
+
+    @classmethod
+    def deny(cls, *, code: int, message: str, warnings: Sequence[str] = (),
+             retry_after: int | None = None) -> Verdict:
+        return cls(allowed=False, code=code, message=message, warnings=tuple(warnings), retry_after=retry_after)
+
+
+def review(uid: str, verdict: Verdict) -> dict[str, Any]:
+    """The AdmissionReview answering request ``uid`` with ``verdict``."""
+    if verdict.allowed:
+        return allowed(uid, warnings=verdict.warnings)
+    assert verdict.code is not None and verdict.message is not None
+    return denied(uid, code=verdict.code, message=verdict.message, warnings=verdict.warnings,
+                  retry_after=verdict.retry_after)

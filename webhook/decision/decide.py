@@ -22,17 +22,17 @@ from webhook.admission import responses
 from webhook.admission.extract import Proposal
 from webhook.decision import messages
 from webhook.decision.state import (
-    Applies,
     Approval,
     GateState,
     Restriction,
     actor_scope,
     alert_name,
     enforcement_for_person,
-    latest,
     target_scope,
 )
 from webhook.detection.detect import detect_all
+from webhook.detection.registry import Scope, spec_of
+from webhook.detection.resource_thrashing import best_alternative
 from webhook.detection.situation import Finding, Severity, Situation
 from webhook.policy.actors import ActorRules
 from webhook.policy.model import Enforcement, PatternType, Strategy
@@ -118,15 +118,19 @@ class Decision:
             return self.winner.pattern.value
         return self.refused_by.pattern.value if self.refused_by else ""
 
-    def response(self) -> dict[str, Any]:
+    def verdict(self) -> responses.Verdict:
+        """The answer, typed; the edge turns it into the AdmissionReview."""
         warnings = messages.split_warnings(self.warnings)  # each ≤120 characters, nothing cut
         if self.allowed:
-            return responses.allowed(self.event.uid, warnings=warnings)
+            return responses.Verdict.warn(*warnings)
         assert self.code is not None and self.message is not None
-        body = responses.denied(self.event.uid, code=self.code, message=self.message, warnings=warnings)
-        if self.retry_after is not None:  # metav1.Status: clients back off this long, then retry
-            body["response"]["status"]["details"] = {"retryAfterSeconds": self.retry_after}
-        return body
+        return responses.Verdict.deny(code=self.code, message=self.message, warnings=warnings,
+                                      retry_after=self.retry_after)
+
+    def response(self, *, uid: str | None = None) -> dict[str, Any]:
+        """The AdmissionReview for ``uid`` (the request's: one pod deletion is admitted several times
+        by the API server, and its event keeps one uid so it is recorded once)."""
+        return responses.review(uid or self.event.uid, self.verdict())
 
     def without_effects(self) -> Decision:
         """``request.dryRun``: the same answer, nothing remembered (DESIGN §5)."""
@@ -176,33 +180,49 @@ def decide(
     rules: ActorRules,
     hpa: str | None = None,
     cluster_namespace: str = "default",
+    findings: Sequence[Finding] | None = None,
 ) -> Decision:
-    """``cluster_namespace``: where alerts of cluster-scoped targets (Nodes) live, the gate's own."""
-    event, now = situation.proposed, situation.now
-    decision = _judge(proposal=proposal, event=event, now=now, situation=situation, policies=policies,
-                      state=state, rules=rules, hpa=hpa, cluster_namespace=cluster_namespace)
+    """``cluster_namespace``: where alerts of cluster-scoped targets (Nodes) live, the gate's own.
+
+    ``findings``: what ``detect_all(situation, policies)`` found, when the caller already ran it
+    (the engine does, to load only what they need before this one judgement); else run here."""
+    decision = screen(proposal=proposal, situation=situation, policies=policies, state=state, rules=rules)
+    if decision is None:
+        found = detect_all(situation, policies) if findings is None else findings
+        decision = _judge(proposal=proposal, situation=situation, findings=found, state=state, rules=rules,
+                          hpa=hpa, cluster_namespace=cluster_namespace)
     return decision.without_effects() if proposal.dry_run else decision
 
 
-def _judge(*, proposal: Proposal, event: ActionEvent, now: datetime.datetime, situation: Situation,
-           policies: Mapping[PatternType, PatternPolicy], state: GateState, rules: ActorRules,
-           hpa: str | None, cluster_namespace: str) -> Decision:
-    warnings: list[str] = []
-    if event.bypass:
-        if rules.may_bypass(proposal.username, proposal.groups):
-            return Decision(outcome=Outcome.BYPASS, event=event,
-                            warnings=(f"safety-gate: bypassed by {event.actor}: {event.bypass}",))
-        warnings.append(f"safety-gate: bypass ignored: {event.actor} is not in bypassSubjects")
-        event = event.replace(bypass=None)
+def screen(*, proposal: Proposal, situation: Situation, policies: Mapping[PatternType, PatternPolicy],
+           state: GateState, rules: ActorRules) -> Decision | None:
+    """The answer that needs no detection (steps 1 and 2), or None: detect, then judge."""
+    event, now = situation.proposed, situation.now
+    warnings = _bypass_warnings(proposal=proposal, event=event, rules=rules)
+    if event.bypass and not warnings:
+        return Decision(outcome=Outcome.BYPASS, event=event,
+                        warnings=(f"safety-gate: bypassed by {event.actor}: {event.bypass}",))
+    event = event.replace(bypass=None) if warnings else event
     if event.target is None or event.actor_class is ActorClass.OBSERVED:
         return Decision(outcome=Outcome.ALLOW, event=event, warnings=tuple(warnings))
-
     refusing = [r for r in state.restrictions if r.refuses(event, now=now)]
     if refusing:
         return _refuse_by_restriction(event=event, now=now, restriction=_strongest_restriction(refusing),
                                       policies=policies, warnings=warnings)
+    return None
 
-    findings = detect_all(situation, policies)
+
+def _bypass_warnings(*, proposal: Proposal, event: ActionEvent, rules: ActorRules) -> list[str]:
+    if event.bypass and not rules.may_bypass(proposal.username, proposal.groups):
+        return [f"safety-gate: bypass ignored: {event.actor} is not in bypassSubjects"]
+    return []
+
+
+def _judge(*, proposal: Proposal, situation: Situation, findings: Sequence[Finding], state: GateState,
+           rules: ActorRules, hpa: str | None, cluster_namespace: str) -> Decision:
+    event, now = situation.proposed, situation.now
+    warnings = _bypass_warnings(proposal=proposal, event=event, rules=rules)
+    event = event.replace(bypass=None) if warnings else event
     triggered = tuple(f for f in findings if f.triggered)
     if not triggered:
         warnings.extend(messages.near_miss(f, event.target) for f in findings if not f.triggered)
@@ -244,7 +264,7 @@ def _apply_strategy(*, event: ActionEvent, now: datetime.datetime, findings: tup
                     situation: Situation, state: GateState, hpa: str | None, warnings: list[str],
                     cluster_namespace: str = "default") -> Decision:
     winner, others = findings[0], findings[1:]
-    policy = winner.policy
+    policy, spec = winner.policy, spec_of(winner.pattern)
     target = event.target
     alert_ns = target.home(cluster_namespace) if target else "default"
     alert = alert_name(pattern=winner.pattern, target=target, actor=event.actor, scope=winner.scope)
@@ -269,15 +289,16 @@ def _apply_strategy(*, event: ActionEvent, now: datetime.datetime, findings: tup
     alternative: str | None = None
     if strategy is Strategy.COOLING_PERIOD:
         cooldown = policy.duration("cooldownPeriod", "30m")
-        last = latest(situation.window(policy), replicas_only=True)
-        started = last.at if last else now
+        # The period runs from the last earlier change that formed the pattern (the evidence ends
+        # with the proposed change).
+        started = winner.evidence[-2].at if len(winner.evidence) > 1 else now
         cooldown_until = started + cooldown
         if cooldown_until <= now:
             # The agent already waited out a period measured from its last change; start one now.
             started, cooldown_until = now, now + cooldown
         restriction = Restriction(
             pattern=winner.pattern, strategy=strategy, scope=target_scope(target) if target else "",
-            applies=Applies.REPLICAS, started=started, until=cooldown_until, alert=alert_key,
+            applies=spec.refuses, started=started, until=cooldown_until, alert=alert_key,
             evidence=winner.summary, target_key=target.key if target else None,
         )
         code = 429
@@ -285,19 +306,21 @@ def _apply_strategy(*, event: ActionEvent, now: datetime.datetime, findings: tup
                                    others=others)
     elif strategy is Strategy.BLOCK_ACTION:
         cooldown_until = now + policy.duration("blockDuration", "60m")
-        if winner.pattern is PatternType.CASCADING_FAILURE:
-            scope, applies = actor_scope(event.actor, winner.scope), Applies.ALL
+        if spec.scope is Scope.ACTOR:
+            scope = actor_scope(event.actor, winner.scope)
         else:
-            scope, applies = (target_scope(target) if target else ""), Applies.REPLICAS
+            scope = target_scope(target) if target else ""
         restriction = Restriction(
-            pattern=winner.pattern, strategy=strategy, scope=scope, applies=applies, started=now,
+            pattern=winner.pattern, strategy=strategy, scope=scope, applies=spec.refuses, started=now,
             until=cooldown_until, alert=alert_key, evidence=winner.summary,
             target_key=target.key if target else None,
         )
         message = messages.blocked(finding=winner, target=target, until=cooldown_until, now=now, alert=alert_key,
                                    hpa=hpa, others=others)
     elif strategy is Strategy.ALTERNATIVE_ACTION:
-        alternative = winner.alternative
+        # Effectiveness is loaded once a finding triggered, after detection: name the alternative here.
+        alternative = winner.alternative or best_alternative(situation.target_effectiveness,
+                                                             exclude=event.action_type)
         message = messages.alternative(finding=winner, target=target, alert=alert_key, suggestion=alternative,
                                        others=others)
     else:

@@ -10,14 +10,10 @@ import re
 from collections.abc import Sequence
 
 from webhook.actions.model import ActionEvent, TargetRef
+from webhook.detection.registry import Applies, Scope, changes_replicas, spec_of
 from webhook.policy.model import Enforcement, PatternType, Strategy
 
-
-class Applies:
-    """Which changes a restriction refuses."""
-
-    REPLICAS = "replicas"  # replica changes only (scale-oscillation, controller-fight)
-    ALL = "all"            # every gated action (cascading-failure)
+__all__ = ["Applies", "Approval", "GateState", "Restriction", "alert_name", "changes_replicas", "dns_name"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +23,7 @@ class Restriction:
     pattern: PatternType
     strategy: Strategy
     scope: str              # "target/<ns>/<Kind>/<name>" | "actor/<actor>/namespace/<ns>" | "actor/<actor>/cluster"
-    applies: str            # Applies.REPLICAS | Applies.ALL
+    applies: Applies        # which changes it refuses, from the pattern's spec
     started: datetime.datetime
     until: datetime.datetime
     alert: str              # "<namespace>/<name>" of the OscillationAlert
@@ -37,7 +33,7 @@ class Restriction:
     def refuses(self, event: ActionEvent, *, now: datetime.datetime) -> bool:
         if self.until <= now:
             return False
-        if self.applies == Applies.REPLICAS and not changes_replicas(event):
+        if not self.applies.covers(event):
             return False
         if self.scope.startswith("target/"):
             return event.target is not None and self.scope == target_scope(event.target)
@@ -50,7 +46,7 @@ class Restriction:
     def to_json(self) -> dict[str, object]:
         return {
             "pattern": self.pattern.value, "strategy": self.strategy.value, "scope": self.scope,
-            "applies": self.applies, "started": self.started.isoformat(), "until": self.until.isoformat(),
+            "applies": self.applies.value, "started": self.started.isoformat(), "until": self.until.isoformat(),
             "alert": self.alert, "evidence": self.evidence, "target_key": self.target_key,
         }
 
@@ -58,25 +54,10 @@ class Restriction:
     def from_json(cls, data: dict[str, object]) -> Restriction:
         return cls(
             pattern=PatternType(data["pattern"]), strategy=Strategy(data["strategy"]), scope=str(data["scope"]),
-            applies=str(data["applies"]), started=datetime.datetime.fromisoformat(str(data["started"])),
+            applies=Applies(str(data["applies"])), started=datetime.datetime.fromisoformat(str(data["started"])),
             until=datetime.datetime.fromisoformat(str(data["until"])), alert=str(data["alert"]),
             evidence=str(data["evidence"]), target_key=data.get("target_key") and str(data["target_key"]),
         )
-
-
-def changes_replicas(event: ActionEvent) -> bool:
-    """Whether a restriction on replica changes refuses this action.
-
-    A replica change seen in the request, or an action whose type says it scales: a PipelineRun
-    with ``ACTION_TYPE=scale_deployment`` changes replicas as surely as ``kubectl scale`` does,
-    only later and out of the gate's sight, so a cooling period on its target refuses it too.
-    """
-    if event.is_scale:
-        return True
-    return _SEPARATORS.sub("_", event.action_type.lower()).startswith("scale")
-
-
-_SEPARATORS = re.compile(r"[^a-z0-9]+")
 
 
 def target_scope(target: TargetRef) -> str:
@@ -130,7 +111,7 @@ def alert_name(*, pattern: PatternType, target: TargetRef | None, actor: str, sc
     account's namespace, and a digest of the whole username for the names that would still meet
     once spelled as a Kubernetes name (``a-b:c`` and ``a:b-c``, or case).
     """
-    if pattern is PatternType.CASCADING_FAILURE or target is None:
+    if spec_of(pattern).scope is Scope.ACTOR or target is None:
         raw = f"{_actor_words(actor)}-{pattern.value}" + ("-cluster" if scope == "cluster" else "")
         digest = hashlib.sha256(actor.encode()).hexdigest()[:8]
         return f"{dns_name(raw)[:244].rstrip('-')}-{digest}"

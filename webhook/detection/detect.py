@@ -1,6 +1,6 @@
 """Run every pattern's detector that has a policy, and order what they found.
 
-The registry maps each pattern to its detector so the decision layer, the REST API and the MCP
+The registry (``webhook.detection.registry``) maps each pattern to its detector so the decision layer, the REST API and the MCP
 tools all ask the same question the same way.
 
 Order of the result (the decision layer takes the first as the one that decides, and names
@@ -17,28 +17,14 @@ that, but an unrelated event slipping in must not be able to change a verdict.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
-from webhook.detection import (
-    cascading_failure,
-    controller_fight,
-    ineffective_loop,
-    resource_thrashing,
-    scale_oscillation,
-)
+from webhook.detection.registry import REGISTRY, Detector
 from webhook.detection.situation import Finding, Situation
 from webhook.policy.model import PatternType
 from webhook.policy.resolved import PatternPolicy
 
-Detector = Callable[[Situation, PatternPolicy], Finding | None]
-
-DETECTORS: Mapping[PatternType, Detector] = {
-    PatternType.SCALE_OSCILLATION: scale_oscillation.detect,
-    PatternType.RESOURCE_THRASHING: resource_thrashing.detect,
-    PatternType.INEFFECTIVE_LOOP: ineffective_loop.detect,
-    PatternType.CASCADING_FAILURE: cascading_failure.detect,
-    PatternType.CONTROLLER_FIGHT: controller_fight.detect,
-}
+DETECTORS: Mapping[PatternType, Detector] = {spec.pattern: spec.detect for spec in REGISTRY}
 
 
 def detect_all(situation: Situation, policies: Mapping[PatternType, PatternPolicy]) -> list[Finding]:

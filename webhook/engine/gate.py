@@ -18,8 +18,10 @@ from webhook.actions.model import ActionEvent, ActorClass, TargetRef
 from webhook.admission import responses
 from webhook.admission.extract import Proposal, extract
 from webhook.admission.review import AdmissionRequest
-from webhook.decision.decide import Decision, Outcome, decide, prepare, retry_later, unchecked
+from webhook.decision.decide import Decision, Outcome, decide, prepare, retry_later, screen, unchecked
 from webhook.decision.state import GateState, Restriction, actor_scope, alert_name, target_scope
+from webhook.detection.detect import detect_all
+from webhook.detection.registry import Need, needed_after, needed_before
 from webhook.detection.situation import Situation
 from webhook.policy.actors import ActorRules
 from webhook.policy.model import PatternType, Strategy
@@ -69,6 +71,7 @@ class Gate:
         labels_for: Callable[[TargetRef], Awaitable[Mapping[str, str] | None]] | None = None,
         hpa_for: Callable[[TargetRef], Awaitable[str | None]] | None = None,
         context_for: Callable[[Proposal], Awaitable[Proposal]] | None = None,
+        eviction_for: Callable[[Proposal], Awaitable[Proposal]] | None = None,
         cluster_namespace: str = "default",
     ) -> None:
         self.history = history
@@ -82,6 +85,7 @@ class Gate:
         self.labels_for = labels_for
         self.hpa_for = hpa_for
         self.context_for = context_for  # e.g. Kubernaut's WorkflowExecution behind a PipelineRun
+        self.eviction_for = eviction_for  # an evicted pod's workload, or its cordoned node
         self.cluster_namespace = cluster_namespace  # alerts of cluster-scoped targets (Nodes): the gate's
 
     async def review(self, request: AdmissionRequest, *, record: bool = True) -> GateResult:
@@ -96,6 +100,8 @@ class Gate:
             proposal = dataclasses.replace(proposal, dry_run=True)
         if self.context_for is not None and proposal.workflow_execution is not None:
             proposal = await self.context_for(proposal)  # bounded; before the lock, which it must not hold up
+        if self.eviction_for is not None and proposal.pod_to_resolve is not None:
+            proposal = await self.eviction_for(proposal)  # bounded, cached; the lock is on its target
         actor_class = self.rules.classify(proposal.username, proposal.groups)
         gaps: set[Gap] = set()
         try:
@@ -120,7 +126,7 @@ class Gate:
                 decision = decision.without_effects()
             await self._remember(decision, now=now, started=started, degraded=Gap.UNAVAILABLE)
         degraded = worst(gaps)
-        result = GateResult(response=decision.response(), decision=decision,
+        result = GateResult(response=responses.review(request.uid, decision.verdict()), decision=decision,
                             latency_ms=(time.perf_counter() - started) * 1000, dry_run=proposal.dry_run,
                             degraded=degraded.value if degraded else None)
         if self.on_decision:
@@ -142,7 +148,10 @@ class Gate:
 
     async def evaluate(self, proposal: Proposal, *, now: datetime.datetime, gaps: set[Gap] | None = None) -> Decision:
         """The decision for a proposal against current history; nothing is written. What the
-        history was missing is added to ``gaps``."""
+        history was missing is added to ``gaps``.
+
+        One pass: screen (bypass, observed actors, restrictions in force), detect once, load only
+        what the triggered findings need (``registry.needed_after``), then judge once."""
         target = proposal.event.target
         if target is None:
             event = prepare(proposal, rules=self.rules, history=())
@@ -153,10 +162,10 @@ class Gate:
         history = await self.history.target_events(target, since=now - horizon, now=now, gaps=gaps)
         event = prepare(proposal, rules=self.rules, history=history)
         actor_history: list[ActionEvent] = []
-        cascading = policies.get(PatternType.CASCADING_FAILURE)
-        if cascading and event.actor_class is ActorClass.AUTOMATION:
-            actor_history = await self.history.actor_events(event.actor, since=now - cascading.window, now=now,
-                                                            gaps=gaps)
+        budgets = [policies[p] for p in policies if Need.ACTOR_HISTORY in needed_before([p])]
+        if budgets and event.actor_class is ActorClass.AUTOMATION:
+            reach = max(policy.window for policy in budgets)
+            actor_history = await self.history.actor_events(event.actor, since=now - reach, now=now, gaps=gaps)
         # Exactly the scopes that can refuse this event (Restriction.refuses): the target, and the
         # actor cluster-wide or in the target's namespace. An index lookup each, however many
         # restrictions other actors and namespaces have.
@@ -166,22 +175,25 @@ class Gate:
         state = _state(restrictions, policies=policies, target=target, now=now)
         situation = Situation(proposed=event, now=now, history=history, actor_history=actor_history,
                               resets=_resets(restrictions, now=now))
-        decision = decide(proposal=proposal, situation=situation, policies=policies, state=state, rules=self.rules,
-                          cluster_namespace=self.cluster_namespace)
-        if not decision.findings:
-            return decision
-        # Approvals, effectiveness and the HPA's name can change the answer only now; load them only now.
-        winner = decision.findings[0]
-        if decision.strategy in (Strategy.ESCALATE_HUMAN, Strategy.ALTERNATIVE_ACTION):
+        screened = screen(proposal=proposal, situation=situation, policies=policies, state=state, rules=self.rules)
+        if screened is not None:
+            return screened.without_effects() if proposal.dry_run else screened
+        findings = detect_all(situation, policies)
+        triggered = [f for f in findings if f.triggered]
+        needs = needed_after(triggered)
+        if Need.APPROVALS in needs:
             home = target.home(self.cluster_namespace)
             alerts = [f"{home}/" + alert_name(pattern=f.pattern, target=target, actor=event.actor, scope=f.scope)
-                      for f in decision.findings]
+                      for f in triggered]
             state = dataclasses.replace(state, approvals=await self.history.approvals(alerts))
+        if Need.EFFECTIVENESS in needs:
             situation = dataclasses.replace(situation,
                                             target_effectiveness=await self.history.target_effectiveness(target))
-        hpa = await self.hpa_for(target) if self.hpa_for and winner.counterpart else None
+        hpa = None
+        if Need.HPA_NAME in needs and self.hpa_for and triggered and triggered[0].counterpart:
+            hpa = await self.hpa_for(target)
         return decide(proposal=proposal, situation=situation, policies=policies, state=state, rules=self.rules,
-                      hpa=hpa, cluster_namespace=self.cluster_namespace)
+                      hpa=hpa, cluster_namespace=self.cluster_namespace, findings=findings)
 
     async def _policies_for(self, proposal: Proposal, target: TargetRef) -> dict[PatternType, PatternPolicy]:
         policy_set = self.policies()

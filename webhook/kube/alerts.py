@@ -30,9 +30,9 @@ from typing import Any
 
 from webhook.actions.model import rfc3339
 from webhook.decision.decide import AlertUpdate, Decision, Outcome, Phase
+from webhook.detection.registry import Scope, spec_of
 from webhook.kube.client import ALERT_KIND, ALERTS, API_VERSION, GROUP, VERSION, Backoff, KubeClient, is_status
 from webhook.metrics import ALERT_WRITER_FAILURES
-from webhook.policy.model import PatternType
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def work_for(decision: Decision, *, cluster_id: str) -> AlertWork | None:
 def alert_spec(alert: AlertUpdate, *, cluster_id: str) -> dict[str, Any]:
     """``spec`` of the alert (the CRD's field names); ``approval`` is people's and never written here."""
     target = alert.target
-    if alert.pattern is PatternType.CASCADING_FAILURE or target is None:
+    if spec_of(alert.pattern).scope is Scope.ACTOR or target is None:
         # The pattern is about an actor in a scope, not one workload.
         if alert.name.endswith("-cluster") or target is None:
             ref = {"kind": "Cluster", "name": cluster_id}

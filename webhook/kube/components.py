@@ -20,6 +20,7 @@ from webhook.kube.approvals import ApprovalSync
 from webhook.kube.client import KubeClient
 from webhook.kube.kubernaut import AssessmentWatch, KubernautLookups
 from webhook.kube.lookups import Lookups
+from webhook.kube.owners import PodOwners
 from webhook.kube.policies import PolicyWatcher
 from webhook.kube.summaries import Summariser
 from webhook.policy.provider import PolicyProvider
@@ -41,6 +42,7 @@ class KubeComponents:
         self.approvals = ApprovalSync(client, postgres=postgres)
         self.policies = PolicyWatcher(client, provider=policies)
         self.lookups = Lookups(client)
+        self.owners = PodOwners(client)
         self.kubernaut = KubernautLookups(client)
         self.assessments: AssessmentWatch | None = None
         if history is not None:  # Kubernaut's EffectivenessAssessments, where its CRD exists
@@ -69,7 +71,8 @@ class KubeComponents:
 
     def gate_hooks(self) -> dict[str, Any]:
         return {"on_remembered": self.alerts.submit, "labels_for": self.lookups.labels_for,
-                "hpa_for": self.lookups.hpa_for, "context_for": self.kubernaut.context_for}
+                "hpa_for": self.lookups.hpa_for, "context_for": self.kubernaut.context_for,
+                "eviction_for": self.owners.resolve}
 
     async def start(self) -> None:
         """Start the background tasks; never waits for the API server (they retry on their own)."""

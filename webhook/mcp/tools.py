@@ -18,6 +18,7 @@ from typing import Any
 from webhook.actions.model import ActionEvent, ActorClass, TargetRef
 from webhook.admission.extract import canonical_kind
 from webhook.admission.review import AdmissionRequest
+from webhook.detection.registry import Need, needed_before
 from webhook.engine import report
 from webhook.engine.gate import utcnow
 from webhook.mcp import analysis, queries
@@ -128,10 +129,11 @@ async def _scan(runtime: Runtime, target: TargetRef, *, start: datetime.datetime
     reach = max([p.window for p in policies.values()] + [MIN_HORIZON])
     events = await runtime.postgres.target_events(target, since=start - reach, until=now)
     actor_events: dict[str, list[ActionEvent]] = {}
-    cascading = policies.get(PatternType.CASCADING_FAILURE)
-    if cascading is not None:
+    budgets = [policy for pattern, policy in policies.items() if Need.ACTOR_HISTORY in needed_before([pattern])]
+    if budgets:
+        reach = max(policy.window for policy in budgets)
         for actor in sorted({e.actor for e in events if e.at >= start and e.actor_class is ActorClass.AUTOMATION}):
-            actor_events[actor] = await runtime.postgres.actor_events(actor, since=start - cascading.window)
+            actor_events[actor] = await runtime.postgres.actor_events(actor, since=start - reach)
     found = analysis.scan(events, policies=policies, actor_events=actor_events, start=start)
     return [e for e in events if e.at >= start], found
 

@@ -92,6 +92,39 @@ DEFAULT_DOCUMENTS: list[dict[str, Any]] = [
             "preventionStrategy": {"strategy": "block-action", "parameters": {"blockDuration": "60m"}},
         },
     },
+    {
+        "metadata": {"name": "default-restart-storm"},
+        "spec": {
+            "patternDefinition": {
+                "patternType": "restart-storm",
+                "description": "One workload's pods keep being restarted without effect",
+                "detectionCriteria": {
+                    "minOccurrences": 4,
+                    "timeWindow": "1h",
+                    "thresholds": {"effectivenessThreshold": 0.3},
+                },
+            },
+            "preventionStrategy": {"strategy": "escalate-human", "parameters": {"approvalValidity": "1h"}},
+        },
+    },
+    {
+        "metadata": {"name": "default-schedulability-oscillation"},
+        "spec": {
+            "patternDefinition": {
+                "patternType": "schedulability-oscillation",
+                "description": "A node cordoned and uncordoned back and forth",
+                "detectionCriteria": {
+                    "minOccurrences": 3,
+                    "timeWindow": "2h",
+                    "thresholds": {"directionChanges": 2, "highReversals": 3, "criticalReversals": 4},
+                },
+            },
+            "preventionStrategy": {
+                "strategy": "cooling-period",
+                "parameters": {"cooldownPeriod": "30m", "escalateAfter": "3", "escalateWindow": "24h"},
+            },
+        },
+    },
 ]
 
 

@@ -23,6 +23,8 @@ class PatternType(str, enum.Enum):
     INEFFECTIVE_LOOP = "ineffective-loop"
     CASCADING_FAILURE = "cascading-failure"
     CONTROLLER_FIGHT = "controller-fight"
+    RESTART_STORM = "restart-storm"
+    SCHEDULABILITY_OSCILLATION = "schedulability-oscillation"
 
 
 class Strategy(str, enum.Enum):

@@ -52,6 +52,10 @@ THRESHOLDS: Mapping[PatternType, Mapping[str, ValueKind]] = {
     PatternType.INEFFECTIVE_LOOP: {"effectivenessThreshold": ValueKind.FRACTION},
     PatternType.CASCADING_FAILURE: {"namespaceWorkloads": ValueKind.COUNT, "clusterWorkloads": ValueKind.COUNT},
     PatternType.CONTROLLER_FIGHT: {"revertWindowMinutes": ValueKind.MINUTES},
+    PatternType.RESTART_STORM: {"effectivenessThreshold": ValueKind.FRACTION},
+    PatternType.SCHEDULABILITY_OSCILLATION: {
+        "directionChanges": ValueKind.COUNT, "highReversals": ValueKind.COUNT, "criticalReversals": ValueKind.COUNT,
+    },
 }
 
 # The parameters the strategies read (webhook/decision/decide.py, webhook/engine/gate.py). They are

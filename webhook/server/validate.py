@@ -107,9 +107,9 @@ async def _overloaded(gate: Gate, admission: AdmissionRequest, *, limit: Overloa
         decision = decision.without_effects()
     if gate.on_decision:
         # Counted as overloaded above, not as a degraded decision (that metric is about the stores).
-        gate.on_decision(GateResult(response=decision.response(), decision=decision, dry_run=proposal.dry_run,
+        gate.on_decision(GateResult(response=decision.response(uid=uid), decision=decision, dry_run=proposal.dry_run,
                                     latency_ms=(time.perf_counter() - started) * 1000))
-    return decision.response()
+    return decision.response(uid=uid)
 
 
 def _refuse(uid: str, *, actor_class: ActorClass, limit: Overload, dry_run: bool) -> dict:

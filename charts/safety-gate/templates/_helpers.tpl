@@ -303,3 +303,36 @@ tolerations:
 priorityClassName: {{ . }}
 {{- end }}
 {{- end -}}
+
+{{- /*
+CEL conditions for the pod, node and PVC rules (DESIGN §2). Each one is true for every other
+resource, so Deployments, StatefulSets and PipelineRuns (and the HPA's changes, which are
+recorded) are untouched. The gate applies the same rules itself, for clusters without
+matchConditions.
+*/ -}}
+{{- define "safety-gate.actionMatchConditions" -}}
+- name: pods-not-by-cluster-machinery
+  expression: >-
+    request.resource.resource != 'pods' ||
+    !(request.userInfo.username.startsWith('system:node:') ||
+    request.userInfo.username.startsWith('system:serviceaccount:kube-system:') ||
+    request.userInfo.username in ['system:kube-controller-manager', 'system:kube-scheduler'] ||
+    (has(request.userInfo.groups) && 'system:nodes' in request.userInfo.groups))
+- name: pod-updates-only-quarantine
+  expression: >-
+    request.resource.resource != 'pods' || request.operation != 'UPDATE' ||
+    (has(object.metadata.labels) && 'ai.prometheus-alerts-slm.io/quarantine' in object.metadata.labels &&
+    object.metadata.labels['ai.prometheus-alerts-slm.io/quarantine'] == 'true' &&
+    !(has(oldObject.metadata.labels) && 'ai.prometheus-alerts-slm.io/quarantine' in oldObject.metadata.labels &&
+    oldObject.metadata.labels['ai.prometheus-alerts-slm.io/quarantine'] == 'true'))
+- name: nodes-only-schedulability
+  expression: >-
+    request.resource.resource != 'nodes' ||
+    (has(object.spec.unschedulable) && object.spec.unschedulable) !=
+    (has(oldObject.spec.unschedulable) && oldObject.spec.unschedulable)
+- name: pvcs-only-storage-requests
+  expression: >-
+    request.resource.resource != 'persistentvolumeclaims' ||
+    !has(object.spec.resources) || !has(oldObject.spec.resources) ||
+    object.spec.resources != oldObject.spec.resources
+{{- end -}}

@@ -1,0 +1,143 @@
+"""The rest of the seed's actions against the real API server (DESIGN §2, §4): pod restarts by
+DELETE and by eviction, judged on the owning Deployment; cordon/uncordon of a Node. The harness
+runs the Deployment and ReplicaSet controllers, so the pods exist and are replaced after each
+restart (they never run: there is no scheduler or kubelet)."""
+
+from __future__ import annotations
+
+import json
+
+from cluster import ControlPlane, deployment, service_account, wait_for
+from conftest import GATE_NAMESPACE
+
+
+def agent_with_pod_rights(cluster: ControlPlane, namespace: str) -> str:
+    agent = service_account(namespace, "agent")
+    cluster.apply([
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "restarter", "namespace": namespace},
+         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "delete", "patch"]},
+                   {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "restarter", "namespace": namespace},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "restarter"},
+         "subjects": [{"kind": "ServiceAccount", "namespace": namespace, "name": "agent"}]},
+    ])
+    return agent
+
+
+def a_pod_of(cluster: ControlPlane, namespace: str, app: str, *, other_than: set[str]) -> str:
+    """The name of a live pod of ``app`` not seen before (the ReplicaSet's replacement)."""
+    def fresh():
+        pods = cluster.kubectl_json("get", "pods", "-l", f"app={app}", namespace=namespace)["items"]
+        names = [p["metadata"]["name"] for p in pods
+                 if not p["metadata"].get("deletionTimestamp") and p["metadata"]["name"] not in other_than]
+        return names[0] if names else None
+    return wait_for(fresh, timeout=30, interval=0.2, description=f"a new pod of {app}")
+
+
+def evict(cluster: ControlPlane, namespace: str, pod: str, *, as_user: str):
+    body = json.dumps({"apiVersion": "policy/v1", "kind": "Eviction",
+                       "metadata": {"name": pod, "namespace": namespace}})
+    return cluster.kubectl("create", "--raw", f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction",
+                           "-f", "-", input=body, as_user=as_user)
+
+
+def test_a_restart_storm_of_one_deployments_pods_is_escalated(cluster: ControlPlane, gate, namespace: str):
+    agent = agent_with_pod_rights(cluster, namespace)
+    cluster.apply(deployment("cart", namespace))
+    seen: set[str] = set()
+    for how in ("delete", "evict", "delete"):
+        pod = a_pod_of(cluster, namespace, "cart", other_than=seen)
+        seen.add(pod)
+        if how == "delete":
+            res = cluster.kubectl("delete", "pod", pod, "--wait=false", namespace=namespace, as_user=agent)
+        else:
+            res = evict(cluster, namespace, pod, as_user=agent)
+        assert res.returncode == 0, res.stderr
+    pod = a_pod_of(cluster, namespace, "cart", other_than=seen)
+    refused = evict(cluster, namespace, pod, as_user=agent)  # the eviction's pod is read for its owner
+    assert refused.returncode != 0
+    assert f"safety-gate: restart-storm on Deployment {namespace}/cart: 3 earlier pod restarts" in refused.stderr, \
+        refused.stderr
+    assert f"oscillationalert {namespace}/deployment-cart-restart-storm" in refused.stderr
+    again = cluster.kubectl("delete", "pod", pod, "--wait=false", namespace=namespace, as_user=agent)
+    assert again.returncode != 0 and "restart-storm" in again.stderr
+    assert cluster.kubectl_json("get", "pod", pod, namespace=namespace)["metadata"]["name"] == pod  # still there
+    rows = gate.sql("SELECT kind, name, object_kind FROM resource_action_traces WHERE namespace = $1 "
+                    "AND action_type = 'restart_pod' ORDER BY id", namespace)
+    assert [(r["kind"], r["name"]) for r in rows] == [("Deployment", "cart")] * 3
+    assert sorted(r["object_kind"] for r in rows) == ["Eviction", "Pod", "Pod"]
+    # The ReplicaSet controller's own deletions (a scale-down) never reach the gate's judgement.
+    res = cluster.kubectl("scale", "deployment/cart", "--replicas=0", namespace=namespace)
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: not cluster.kubectl_json("get", "pods", "-l", "app=cart", namespace=namespace)["items"],
+             timeout=30, interval=0.2, description="the scale-down's pod deletions")
+    assert gate.count("SELECT count(*) FROM resource_action_traces WHERE namespace = $1 "
+                      "AND action_type = 'restart_pod'", namespace) == 3
+
+
+def test_cordon_uncordon_cordon_is_cooled_on_the_third_change(cluster: ControlPlane, gate, namespace: str):
+    node = f"worker-{namespace}"
+    agent = service_account(namespace, "agent")
+    cluster.apply([
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": f"cordon-{namespace}"},
+         "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch", "update"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": f"cordon-{namespace}"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": f"cordon-{namespace}"},
+         "subjects": [{"kind": "ServiceAccount", "namespace": namespace, "name": "agent"}]},
+    ])
+    try:
+        # A label change is not a schedulability change: not an action at all.
+        assert cluster.kubectl("label", "node", node, "team=a", as_user=agent).returncode == 0
+        for verb in ("cordon", "uncordon"):
+            res = cluster.kubectl(verb, node, as_user=agent)
+            assert res.returncode == 0, res.stderr
+        refused = cluster.kubectl("cordon", node, as_user=agent)  # kubectl cordon exits 0 even so
+        assert f'unable to cordon node "{node}"' in refused.stderr, refused.stderr
+        assert f"safety-gate: schedulability-oscillation on Node {node}" in refused.stderr, refused.stderr
+        assert "cooling period until" in refused.stderr
+        assert f"oscillationalert {GATE_NAMESPACE}/node-{node}-schedulability-oscillation" in refused.stderr
+        assert cluster.kubectl_json("get", "node", node).get("spec", {}).get("unschedulable") is not True
+        assert gate.count("SELECT count(*) FROM resource_action_traces WHERE kind = 'Node' AND name = $1",
+                          node) == 2
+    finally:
+        cluster.kubectl("delete", "node", node, "--wait=false")
+        cluster.kubectl("delete", "clusterrolebinding,clusterrole", f"cordon-{namespace}")
+
+
+def test_evictions_from_a_cordoned_node_are_part_of_the_drain(cluster: ControlPlane, gate, namespace: str):
+    node = f"drained-{namespace}"[:63]
+    agent = agent_with_pod_rights(cluster, namespace)
+    cluster.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}, "spec": {"unschedulable": True}})
+    try:
+        for index in range(4):  # four pods of one app on the node: a drain, not a restart storm
+            cluster.apply({"apiVersion": "v1", "kind": "Pod",
+                           "metadata": {"name": f"web-{index}", "namespace": namespace, "labels": {"app": "web"}},
+                           "spec": {"nodeName": node, "containers": [{"name": "app",
+                                                                      "image": "registry.k8s.io/pause:3.10"}]}})
+        for index in range(4):
+            res = evict(cluster, namespace, f"web-{index}", as_user=agent)
+            assert res.returncode == 0, res.stderr
+        rows = gate.sql("SELECT action_type, namespace, kind, name, object_kind FROM resource_action_traces "
+                        "WHERE name = $1", node)
+        assert [(r["action_type"], r["kind"], r["object_kind"]) for r in rows] == [("drain_node", "Node", "Eviction")] * 4
+        assert gate.count("SELECT count(*) FROM resource_action_traces WHERE namespace = $1", namespace) == 0
+    finally:
+        cluster.kubectl("delete", "node", node, "--wait=false")
+
+
+def test_the_quarantine_label_on_a_pod_is_recorded_on_its_workload(cluster: ControlPlane, gate, namespace: str):
+    agent = agent_with_pod_rights(cluster, namespace)
+    cluster.apply(deployment("cart", namespace))
+    pod = a_pod_of(cluster, namespace, "cart", other_than=set())
+    label = "ai.prometheus-alerts-slm.io/quarantine"
+    assert cluster.kubectl("label", "pod", pod, "team=a", namespace=namespace, as_user=agent).returncode == 0
+    res = cluster.kubectl("label", "pod", pod, f"{label}=true", namespace=namespace, as_user=agent)
+    assert res.returncode == 0, res.stderr
+    rows = gate.sql("SELECT action_type, kind, name, object_kind FROM resource_action_traces WHERE namespace = $1",
+                    namespace)
+    assert [(r["action_type"], r["kind"], r["name"], r["object_kind"]) for r in rows] == [
+        ("quarantine_pod", "Deployment", "cart", "Pod")]
