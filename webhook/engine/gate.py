@@ -21,6 +21,7 @@ from webhook.admission.review import AdmissionRequest
 from webhook.decision.decide import Decision, Outcome, decide, prepare, retry_later, unchecked
 from webhook.decision.state import GateState, Restriction, actor_scope, alert_name, target_scope
 from webhook.detection.situation import Situation
+from webhook.engine.proposals import proposed_change
 from webhook.policy.actors import ActorRules
 from webhook.policy.model import PatternType, Strategy
 from webhook.policy.resolved import PatternPolicy, PolicySet
@@ -119,6 +120,10 @@ class Gate:
             if proposal.dry_run:
                 decision = decision.without_effects()
             await self._remember(decision, now=now, started=started, degraded=Gap.UNAVAILABLE)
+        if self.history.confirming and decision.record and decision.allowed and not decision.dry_run:
+            proposed = proposed_change(request, decision.event)
+            if proposed is not None:  # before answering: the watch can only see the change after that
+                await self.history.propose(proposed)
         degraded = worst(gaps)
         result = GateResult(response=decision.response(), decision=decision,
                             latency_ms=(time.perf_counter() - started) * 1000, dry_run=proposal.dry_run,
