@@ -382,6 +382,19 @@ class PostgresStore:
                 withdrawn = int(status.split()[-1])
         return stale, withdrawn
 
+    async def timeline(self, target: TargetRef, *, since: datetime.datetime) -> list[tuple[ActionEvent, ActionStatus]]:
+        """Every recorded action on a target, not-applied ones included, each with its status:
+        what people read (``safety-gate history``), not what detection counts."""
+        rows = await self.pool.fetch(
+            """
+            SELECT t.id, t.event, t.effectiveness_score, s.status FROM resource_action_traces t
+            LEFT JOIN action_status s ON s.cluster_id = t.cluster_id AND s.request_uid = t.request_uid
+            WHERE t.cluster_id = $1 AND t.namespace = $2 AND t.kind = $3 AND t.name = $4 AND t.action_timestamp > $5
+            ORDER BY t.action_timestamp, t.id
+            """,
+            self.cluster_id, target.namespace, target.kind, target.name, since)
+        return [(_event_from_row(row), ActionStatus(row["status"] or ActionStatus.RECORDED.value)) for row in rows]
+
     async def statuses(self, uids: Sequence[str]) -> dict[str, ActionStatus]:
         """Each action's status; an action without a row was recorded with nothing to confirm it."""
         rows = await self.pool.fetch(
