@@ -36,3 +36,8 @@ CREATE UNIQUE INDEX action_status_created_once ON action_status (cluster_id, obj
 -- never to have happened, the restriction is withdrawn (it was judged on something untrue).
 ALTER TABLE restrictions ADD COLUMN evidence_uids text[] NOT NULL DEFAULT '{}';
 CREATE INDEX restrictions_evidence_uids ON restrictions USING gin (evidence_uids);
+
+-- Counts an OscillationAlert and PostgreSQL agree on (issue 13, item 7). denied_requests: requests
+-- the gate refused (allowed: false) under this alert. warned_requests: requests it admitted with a
+-- "would deny" warning under it (warn-mode enforcement, or a person's change during a restriction).
+ALTER TABLE oscillation_detections ADD COLUMN warned_requests integer NOT NULL DEFAULT 0;

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from webhook.actions.model import ActionEvent, TargetRef
-from webhook.decision.decide import AlertUpdate
+from webhook.decision.decide import AlertUpdate, Outcome
 from webhook.decision.state import Approval, Restriction
 from webhook.store.confirmation import ActionStatus, Operation, Proposed, Resolution, Subject
 from webhook.store.effects import Effects
@@ -191,9 +191,11 @@ class PostgresStore:
                 basis = [event.uid for event in effects.alert.evidence] if effects.alert is not None else []
                 await self._insert_restriction(connection, effects.restriction, basis=basis)
             if effects.alert is not None:
-                await self._upsert_detection(connection, effects.alert, now=effects.decided_at)
+                await self._upsert_detection(connection, effects.alert, now=effects.decided_at,
+                                             warned=effects.outcome == Outcome.WARN.value)
             if effects.refusal_alert is not None:
-                await self._count_refusal(connection, effects.refusal_alert, now=effects.decided_at)
+                await self._count_refusal(connection, effects.refusal_alert, now=effects.decided_at,
+                                          denied=not effects.allowed)
             if effects.consume_alert is not None:
                 await self._consume_approval(connection, effects.consume_alert, request_uid=effects.uid,
                                              at=effects.decided_at)
@@ -443,7 +445,7 @@ class PostgresStore:
     # --- detections and approvals -------------------------------------------------------------
 
     async def _upsert_detection(self, connection: asyncpg.Connection, update: AlertUpdate, *,
-                                now: datetime.datetime) -> None:
+                                now: datetime.datetime, warned: bool = False) -> None:
         evidence = [event.evidence() for event in update.evidence]
         target = update.target
         await connection.execute(
@@ -452,9 +454,10 @@ class PostgresStore:
                 cluster_id, alert_namespace, alert_name, pattern_type, namespace, kind, name, actor, severity,
                 confidence, strategy, enforcement_action, phase, message, summary, alternative, evidence,
                 occurrences, denied_requests, first_seen, last_seen, cooldown_until, approval_used_by,
-                approval_used_at)
+                approval_used_at, warned_requests)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                    $18, $19, $20, $20, $21, $22, CASE WHEN $22::text IS NULL THEN NULL ELSE $20::timestamptz END)
+                    $18, $19, $20, $20, $21, $22, CASE WHEN $22::text IS NULL THEN NULL ELSE $20::timestamptz END,
+                    $23)
             ON CONFLICT (cluster_id, alert_namespace, alert_name) DO UPDATE SET
                 severity = EXCLUDED.severity, confidence = EXCLUDED.confidence, strategy = EXCLUDED.strategy,
                 enforcement_action = EXCLUDED.enforcement_action, phase = EXCLUDED.phase,
@@ -462,6 +465,7 @@ class PostgresStore:
                 actor = EXCLUDED.actor, evidence = EXCLUDED.evidence,
                 occurrences = oscillation_detections.occurrences + EXCLUDED.occurrences,
                 denied_requests = oscillation_detections.denied_requests + EXCLUDED.denied_requests,
+                warned_requests = oscillation_detections.warned_requests + EXCLUDED.warned_requests,
                 last_seen = EXCLUDED.last_seen,
                 cooldown_until = COALESCE(EXCLUDED.cooldown_until, oscillation_detections.cooldown_until),
                 approval_used_by = COALESCE(EXCLUDED.approval_used_by, oscillation_detections.approval_used_by),
@@ -472,13 +476,17 @@ class PostgresStore:
             update.actor, update.severity.value, update.confidence, update.strategy.value, update.enforcement.value,
             update.phase, update.message, update.summary, update.alternative, evidence,
             1 if update.new_occurrence else 0, 1 if update.denied else 0, now, update.cooldown_until,
-            update.approval_used_by,
+            update.approval_used_by, 1 if warned else 0,
         )
 
-    async def _count_refusal(self, connection: asyncpg.Connection, alert: str, *, now: datetime.datetime) -> None:
+    async def _count_refusal(self, connection: asyncpg.Connection, alert: str, *, now: datetime.datetime,
+                             denied: bool = True) -> None:
+        """A request met an existing restriction: refused (denied), or a person's change admitted
+        with the refusal as a warning (warned) — counted apart, as the OscillationAlert counts them."""
         namespace, name = alert.split("/", 1)
+        column = "denied_requests" if denied else "warned_requests"
         await connection.execute(
-            "UPDATE oscillation_detections SET denied_requests = denied_requests + 1, last_seen = $4"
+            f"UPDATE oscillation_detections SET {column} = {column} + 1, last_seen = $4"
             " WHERE cluster_id = $1 AND alert_namespace = $2 AND alert_name = $3",
             self.cluster_id, namespace, name, now)
 
