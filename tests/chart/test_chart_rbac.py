@@ -34,6 +34,7 @@ GATE_CLUSTER_RULES = {
     (GROUP, "effectivenessmetrics", ()): ["get", "list", "create", "patch", "delete"],
     ("apps", "deployments", ()): ["get", "list", "watch"],
     ("apps", "statefulsets", ()): ["get", "list", "watch"],
+    ("tekton.dev", "pipelineruns", ()): ["list", "watch"],  # truthful history: confirm creations
     ("autoscaling", "horizontalpodautoscalers", ()): ["get", "list", "watch"],
     ("kubernaut.ai", "workflowexecutions", ()): ["get"],
     ("kubernaut.ai", "remediationrequests", ()): ["get"],
