@@ -360,6 +360,12 @@ class ControlPlane:
         self._admin_cert = self.pki_dir / "admin.crt"
         self._admin_key = self.pki_dir / "admin.key"
         self._ssl: ssl.SSLContext | None = None
+        # The API server's admission kubeconfig presents a client certificate (of a CA of its own,
+        # not the cluster's, which also signs users) to a webhook at 127.0.0.1:admission_port:
+        # where a test runs a gate that requires it (``--validate-client-ca admission_client_ca``).
+        self.admission_port = free_port()
+        self.admission_client_ca = self.pki_dir / "admission-client-ca.crt"
+        self.admission_config = self.work_dir / "admission-configuration.yaml"
 
     # -- binaries ---------------------------------------------------------
 
@@ -380,6 +386,7 @@ class ControlPlane:
     def start(self) -> "ControlPlane":
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._write_pki()
+        self._write_admission_config()
         _live.add(self)
         try:
             self._start_with_retries(self._start_etcd, "etcd")
@@ -480,6 +487,7 @@ class ControlPlane:
             f"--tls-cert-file={p / 'apiserver.crt'}",
             f"--tls-private-key-file={p / 'apiserver.key'}",
             f"--client-ca-file={self.ca_file}",
+            f"--admission-control-config-file={self.admission_config}",
             "--authorization-mode=Node,RBAC",
             f"--service-account-issuer={self.SA_ISSUER}",
             f"--service-account-key-file={p / 'sa.pub'}",
@@ -636,6 +644,31 @@ class ControlPlane:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             ),
         )
+
+    def _write_admission_config(self) -> None:
+        """AdmissionConfiguration whose webhook kubeconfig authenticates the API server, with a
+        client certificate, to the webhook at ``127.0.0.1:admission_port`` (and no other)."""
+        p = self.pki_dir
+        client_ca = CertificateAuthority("safety-gate-e2e-admission-client-ca")
+        write_pem(self.admission_client_ca, client_ca.cert_pem)
+        cert, key = client_ca.issue("kube-apiserver-admission-client", client=True)
+        write_pem(p / "admission-client.crt", cert)
+        write_pem(p / "admission-client.key", key, private=True)
+        webhook_kubeconfig = self.work_dir / "admission-webhooks.kubeconfig"
+        webhook_kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config",
+            "users": [{"name": f"127.0.0.1:{self.admission_port}",
+                       "user": {"client-certificate": str(p / "admission-client.crt"),
+                                "client-key": str(p / "admission-client.key")}}],
+        }, sort_keys=False))
+        webhook_kubeconfig.chmod(0o600)
+        plugin = {"apiVersion": "apiserver.config.k8s.io/v1", "kind": "WebhookAdmissionConfiguration",
+                  "kubeConfigFile": str(webhook_kubeconfig)}
+        self.admission_config.write_text(yaml.safe_dump({
+            "apiVersion": "apiserver.config.k8s.io/v1", "kind": "AdmissionConfiguration",
+            "plugins": [{"name": "ValidatingAdmissionWebhook", "configuration": plugin},
+                        {"name": "MutatingAdmissionWebhook", "configuration": plugin}],
+        }, sort_keys=False))
 
     def _write_kubeconfig(self) -> None:
         cfg = {

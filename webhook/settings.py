@@ -29,6 +29,8 @@ class Settings(pydantic_settings.BaseSettings):
     metrics_port: int = pydantic.Field(default=0, ge=0, le=65535)  # 0: /metrics on the main port only
     tls_cert: pathlib.Path | None = None
     tls_key: pathlib.Path | None = None
+    # CA of the API server's admission client certificate: /validate refuses callers without one.
+    validate_client_ca: pathlib.Path | None = None
     postgres_dsn: str | None = None
     redis_url: str | None = None
     data_dir: pathlib.Path = pathlib.Path(".safety-gate")

@@ -85,6 +85,8 @@ def test_printer_columns(crds):
         ("Phase", "string", ".status.phase"),
         # a "date" column prints time-since, so a future end time would read "<invalid>"
         ("Until", "string", ".status.cooldownUntil"),
+        ("Denied", "integer", ".status.deniedRequests"),
+        ("Warned", "integer", ".status.warnedRequests"),
         ("Age", "date", ".metadata.creationTimestamp"),
     ]
     assert columns(crds["ActionHistorySummary"]) == [

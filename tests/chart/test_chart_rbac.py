@@ -37,6 +37,7 @@ GATE_CLUSTER_RULES = {
     ("apps", "replicasets", ()): ["get"],                    # the Deployment behind an evicted pod
     ("", "pods", ()): ["get"],                               # an evicted pod's owner
     ("", "nodes", ()): ["get"],                              # an eviction from a cordoned node is a drain
+    ("tekton.dev", "pipelineruns", ()): ["list", "watch"],  # truthful history: confirm creations
     ("autoscaling", "horizontalpodautoscalers", ()): ["get", "list", "watch"],
     ("kubernaut.ai", "workflowexecutions", ()): ["get"],
     ("kubernaut.ai", "remediationrequests", ()): ["get"],

@@ -245,12 +245,13 @@ def test_alerts_lists_the_detection_from_postgresql(gate, fresh_database):
     assert rows == [{
         "namespace": "shop", "name": "deployment-cart-scale-oscillation", "target": "Deployment/cart",
         "pattern": "scale-oscillation", "severity": "medium", "phase": "Active", "until": rows[0]["until"],
-        "occurrences": 1, "denied": 2,
+        "occurrences": 1, "denied": 2, "warned": 0,
     }]
     assert rows[0]["until"].endswith("Z")
     table = cli("alerts", "-n", "shop", "--postgres-dsn", fresh_database)
     assert table.returncode == 0, table.stderr
-    for column in ("NAMESPACE", "NAME", "TARGET", "PATTERN", "SEVERITY", "PHASE", "UNTIL", "OCCURRENCES", "DENIED"):
+    for column in ("NAMESPACE", "NAME", "TARGET", "PATTERN", "SEVERITY", "PHASE", "UNTIL", "OCCURRENCES", "DENIED",
+                   "WARNED"):
         assert column in table.stdout
     assert "deployment-cart-scale-oscillation" in table.stdout and "Deployment/cart" in table.stdout
     elsewhere = cli("alerts", "-n", "other", "--json", "--postgres-dsn", fresh_database)

@@ -18,12 +18,16 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from webhook.actions.model import TargetRef, rfc3339
 from webhook.cli import common, engine
+from webhook.kube.alerts import target_ref, target_text
+from webhook.policy.model import PatternType
 from webhook.settings import Settings
 from webhook.store.postgres import PostgresStore, create_pool
 
 GROUP, VERSION, PLURAL = "ai.prometheus-alerts-slm.io", "v1", "oscillationalerts"
-COLUMNS = ("NAMESPACE", "NAME", "TARGET", "PATTERN", "SEVERITY", "PHASE", "UNTIL", "OCCURRENCES", "DENIED")
+COLUMNS = ("NAMESPACE", "NAME", "TARGET", "PATTERN", "SEVERITY", "PHASE", "UNTIL", "OCCURRENCES", "DENIED",
+           "WARNED")
 
 
 def run_alerts(settings: Settings, *, namespace: str | None, all_namespaces: bool, as_json: bool) -> None:
@@ -50,14 +54,15 @@ def run_alerts(settings: Settings, *, namespace: str | None, all_namespaces: boo
     common.console.print(table)
 
 
-_KEYS = ("namespace", "name", "target", "pattern", "severity", "phase", "until", "occurrences", "denied")
+_KEYS = ("namespace", "name", "target", "pattern", "severity", "phase", "until", "occurrences", "denied", "warned")
 
 
 def _iso(value: Any) -> str | None:
+    """As the OscillationAlert has it: RFC 3339 in whole seconds."""
     if value is None:
         return None
     if isinstance(value, datetime.datetime):
-        return value.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+        return rfc3339(value)
     return str(value)
 
 
@@ -88,7 +93,7 @@ def _from_cluster(settings: Settings, *, namespace: str | None, all_namespaces: 
             "namespace": meta.get("namespace"), "name": meta.get("name"), "target": spec.get("target"),
             "pattern": spec.get("patternType"), "severity": spec.get("severity"), "phase": status.get("phase"),
             "until": status.get("cooldownUntil"), "occurrences": status.get("occurrences", 0),
-            "denied": status.get("deniedRequests", 0),
+            "denied": status.get("deniedRequests", 0), "warned": status.get("warnedRequests", 0),
         })
     return sorted(rows, key=lambda r: (r["namespace"] or "", r["name"] or ""))
 
@@ -103,10 +108,24 @@ async def _from_postgres(settings: Settings, *, namespace: str | None) -> list[d
     rows = [
         {
             "namespace": d["alert_namespace"], "name": d["alert_name"],
-            "target": f"{d['kind']}/{d['name']}" if d["kind"] and d["name"] else None,
+            "target": _target(d, cluster_id=settings.cluster_id),
             "pattern": d["pattern_type"], "severity": d["severity"], "phase": d["phase"],
             "until": _iso(d["cooldown_until"]), "occurrences": d["occurrences"], "denied": d["denied_requests"],
+            "warned": d["warned_requests"],
         }
         for d in detections
     ]
     return sorted(rows, key=lambda r: (r["namespace"], r["name"]))
+
+
+def _target(detection: dict[str, Any], *, cluster_id: str) -> str | None:
+    """The alert's target as its OscillationAlert names it (cascading-failure: the scope)."""
+    try:
+        pattern = PatternType(detection["pattern_type"])
+    except ValueError:
+        return None
+    target = None
+    if detection["kind"] and detection["name"]:
+        target = TargetRef(namespace=detection["namespace"] or "", kind=detection["kind"], name=detection["name"])
+    return target_text(target_ref(pattern=pattern, alert_name=detection["alert_name"], target=target,
+                                  cluster_id=cluster_id))

@@ -28,6 +28,9 @@ def serve(
     metrics_port: Annotated[Optional[int], Opt(help="Also serve /metrics over plain HTTP on this port.")] = None,
     tls_cert: Annotated[Optional[pathlib.Path], Opt(help="Serving certificate (PEM).")] = None,
     tls_key: Annotated[Optional[pathlib.Path], Opt(help="Serving key (PEM).")] = None,
+    validate_client_ca: Annotated[Optional[pathlib.Path], Opt(help="CA (PEM) of the API server's admission client "
+                                                                   "certificate: /validate refuses callers "
+                                                                   "without one.")] = None,
     postgres_dsn: Annotated[Optional[str], Opt(help="PostgreSQL DSN; embedded server if absent.")] = None,
     redis_url: Annotated[Optional[str], Opt(help="Redis URL; embedded server if absent.")] = None,
     data_dir: Annotated[Optional[pathlib.Path], Opt(help="Data dir for embedded stores and certificates.")] = None,

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Coroutine, Iterator
@@ -25,6 +26,7 @@ from webhook.cli import common
 from webhook.policy.loader import PolicyError
 from webhook.server import logs
 from webhook.server.app import create_app, create_metrics_app
+from webhook.server.client_auth import RequireClientCertificate, with_peer_certificate
 from webhook.server.runtime import Runtime
 from webhook.server.tasks import GuardedTask
 from webhook.settings import Settings
@@ -167,6 +169,8 @@ class ReloadingTLSConfig(uvicorn.Config):
     def load(self) -> None:
         super().load()
         self.ssl = self.tls.context
+        if self.tls.client_ca_file is not None:  # /validate checks the API server's client certificate
+            self.http_protocol_class = with_peer_certificate(self.http_protocol_class)
 
 
 def _certificate_watch(tls: ReloadingServerContext, *, every: float) -> GuardedTask:
@@ -189,9 +193,13 @@ async def _serve_then_stop_the_others(server: uvicorn.Server, servers: list[uvic
 
 
 async def _serve(settings: Settings, runtime: Runtime, *, shutdown: Shutdown) -> None:
-    app = create_app(settings, runtime=runtime)
+    app: Any = create_app(settings, runtime=runtime)
     assert settings.tls_cert is not None and settings.tls_key is not None
-    tls = ReloadingServerContext(cert_file=settings.tls_cert, key_file=settings.tls_key)
+    if settings.validate_client_ca is not None:
+        app = RequireClientCertificate(app)
+        logger.info("/validate requires a client certificate signed by %s", settings.validate_client_ca)
+    tls = ReloadingServerContext(cert_file=settings.tls_cert, key_file=settings.tls_key,
+                                 client_ca_file=settings.validate_client_ca, client_verify=ssl.CERT_OPTIONAL)
     config = ReloadingTLSConfig(
         app, tls=tls, host=settings.host, port=settings.port, ssl_certfile=str(settings.tls_cert),
         ssl_keyfile=str(settings.tls_key), log_config=None, access_log=False, lifespan="on",

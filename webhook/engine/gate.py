@@ -23,6 +23,7 @@ from webhook.decision.state import GateState, Restriction, actor_scope, alert_na
 from webhook.detection.detect import detect_all
 from webhook.detection.registry import Need, needed_after, needed_before
 from webhook.detection.situation import Situation
+from webhook.engine.proposals import proposed_change
 from webhook.policy.actors import ActorRules
 from webhook.policy.model import PatternType, Strategy
 from webhook.policy.resolved import PatternPolicy, PolicySet
@@ -125,6 +126,10 @@ class Gate:
             if proposal.dry_run:
                 decision = decision.without_effects()
             await self._remember(decision, now=now, started=started, degraded=Gap.UNAVAILABLE)
+        if self.history.confirming and decision.record and decision.allowed and not decision.dry_run:
+            proposed = proposed_change(request, decision.event)
+            if proposed is not None:  # before answering: the watch can only see the change after that
+                await self.history.propose(proposed)
         degraded = worst(gaps)
         result = GateResult(response=responses.review(request.uid, decision.verdict()), decision=decision,
                             latency_ms=(time.perf_counter() - started) * 1000, dry_run=proposal.dry_run,

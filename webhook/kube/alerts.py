@@ -28,11 +28,12 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from webhook.actions.model import rfc3339
+from webhook.actions.model import TargetRef, rfc3339
 from webhook.decision.decide import AlertUpdate, Decision, Outcome, Phase
 from webhook.detection.registry import Scope, spec_of
 from webhook.kube.client import ALERT_KIND, ALERTS, API_VERSION, GROUP, VERSION, Backoff, KubeClient, is_status
 from webhook.metrics import ALERT_WRITER_FAILURES
+from webhook.policy.model import PatternType
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ class AlertWork:
     spec: Mapping[str, Any] | None          # None: a refusal by an existing restriction (status only)
     phase: str | None = None
     new_occurrence: bool = False
-    denied: bool = False
+    denied: bool = False    # the gate refused the request (DENIED)
+    warned: bool = False    # admitted with the refusal as a warning: warn mode, or a person (WARNED)
     cooldown_until: datetime.datetime | None = None
     evidence: tuple[Mapping[str, Any], ...] = ()
     message: str | None = None
@@ -90,35 +92,45 @@ def work_for(decision: Decision, *, cluster_id: str) -> AlertWork | None:
             namespace=alert.namespace, name=alert.name, at=decision.event.at,
             spec=alert_spec(alert, cluster_id=cluster_id),
             phase=Phase.APPROVED if used_by else alert.phase,
-            new_occurrence=alert.new_occurrence, denied=alert.denied, cooldown_until=alert.cooldown_until,
+            new_occurrence=alert.new_occurrence, denied=alert.denied,
+            warned=decision.outcome is Outcome.WARN, cooldown_until=alert.cooldown_until,
             evidence=tuple(e.evidence() for e in alert.evidence), message=alert.summary,
             approval_used_by=used_by,
         )
     refused_by = decision.refused_by
-    if refused_by is not None and decision.outcome is Outcome.DENY and "/" in refused_by.alert:
+    if refused_by is not None and decision.outcome in (Outcome.DENY, Outcome.WARN) and "/" in refused_by.alert:
         namespace, name = refused_by.alert.split("/", 1)
-        return AlertWork(namespace=namespace, name=name, at=decision.event.at, spec=None, denied=True,
-                         message=decision.message)
+        denied = decision.outcome is Outcome.DENY
+        return AlertWork(namespace=namespace, name=name, at=decision.event.at, spec=None, denied=denied,
+                         warned=not denied, message=decision.message if denied else None)
     return None
+
+
+def target_ref(*, pattern: PatternType, alert_name: str, target: TargetRef | None,
+               cluster_id: str) -> dict[str, str]:
+    """What an alert is about: the workload, or for an actor-scoped pattern (cascading-failure) the
+    actor's scope (its namespace, or the cluster). The one rule for the cluster's alerts and ``safety-gate alerts``
+    read from PostgreSQL, so both name the same target."""
+    if spec_of(pattern).scope is Scope.ACTOR or target is None:  # about an actor in a scope, not a workload
+        if alert_name.endswith("-cluster") or target is None:
+            return {"kind": "Cluster", "name": cluster_id}
+        return {"apiVersion": "v1", "kind": "Namespace", "name": target.namespace}
+    if target.cluster_scoped:  # a Node: the alert itself lives in the gate's namespace
+        return {"apiVersion": target.api_version or "v1", "kind": target.kind, "name": target.name}
+    return {"apiVersion": target.api_version or "apps/v1", "kind": target.kind, "namespace": target.namespace,
+            "name": target.name}
+
+
+def target_text(ref: Mapping[str, str]) -> str:
+    return f"{ref['kind']}/{ref['name']}"
 
 
 def alert_spec(alert: AlertUpdate, *, cluster_id: str) -> dict[str, Any]:
     """``spec`` of the alert (the CRD's field names); ``approval`` is people's and never written here."""
-    target = alert.target
-    if spec_of(alert.pattern).scope is Scope.ACTOR or target is None:
-        # The pattern is about an actor in a scope, not one workload.
-        if alert.name.endswith("-cluster") or target is None:
-            ref = {"kind": "Cluster", "name": cluster_id}
-        else:
-            ref = {"apiVersion": "v1", "kind": "Namespace", "name": target.namespace}
-    elif target.cluster_scoped:  # a Node: the alert itself lives in the gate's namespace
-        ref = {"apiVersion": target.api_version or "v1", "kind": target.kind, "name": target.name}
-    else:
-        ref = {"apiVersion": target.api_version or "apps/v1", "kind": target.kind, "namespace": target.namespace,
-               "name": target.name}
+    ref = target_ref(pattern=alert.pattern, alert_name=alert.name, target=alert.target, cluster_id=cluster_id)
     spec: dict[str, Any] = {
         "targetRef": ref,
-        "target": f"{ref['kind']}/{ref['name']}",
+        "target": target_text(ref),
         "patternType": alert.pattern.value,
         "severity": alert.severity.value,
         "confidence": max(0.0, min(1.0, float(alert.confidence))),
@@ -139,12 +151,15 @@ def next_status(current: Mapping[str, Any], work: AlertWork, *, generation: int 
     when = rfc3339(work.at)
     status.setdefault("occurrences", 0)
     status.setdefault("deniedRequests", 0)
+    status.setdefault("warnedRequests", 0)
     status.setdefault("firstSeen", when)
     status["lastSeen"] = max(when, status.get("lastSeen") or when)
     if work.new_occurrence:
         status["occurrences"] = int(status["occurrences"]) + 1
     if work.denied:
         status["deniedRequests"] = int(status["deniedRequests"]) + 1
+    if work.warned:
+        status["warnedRequests"] = int(status["warnedRequests"]) + 1
     if work.phase:
         status["phase"] = work.phase
     elif "phase" not in status:

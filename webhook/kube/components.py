@@ -18,6 +18,7 @@ from webhook.effectiveness.service import EffectivenessService
 from webhook.kube.alerts import AlertWriter
 from webhook.kube.approvals import ApprovalSync
 from webhook.kube.client import KubeClient
+from webhook.kube.confirmations import ConfirmationWatch
 from webhook.kube.kubernaut import AssessmentWatch, KubernautLookups
 from webhook.kube.lookups import Lookups
 from webhook.kube.owners import PodOwners
@@ -48,6 +49,8 @@ class KubeComponents:
         if history is not None:  # Kubernaut's EffectivenessAssessments, where its CRD exists
             self.assessments = AssessmentWatch(
                 client, effectiveness=EffectivenessService(history=history, pool=jobs_pool))
+        # Truthful history: admitted changes are confirmed from the cluster (webhook.kube.confirmations).
+        self.confirmations = ConfirmationWatch(client, history=history) if history is not None else None
         self.summaries: Summariser | None = None
         if settings.summaries:
             self.summaries = Summariser(
@@ -79,6 +82,8 @@ class KubeComponents:
         self.policies.start()
         self.approvals.start()
         self.alerts.start()
+        if self.confirmations is not None:
+            self.confirmations.start()
         if self.assessments is not None:
             self.assessments.start()
         if self.summaries is not None:
@@ -89,6 +94,8 @@ class KubeComponents:
             await self.summaries.stop()
         if self.assessments is not None:
             await self.assessments.stop()
+        if self.confirmations is not None:
+            await self.confirmations.stop()
         await self.alerts.stop()
         await self.approvals.stop()
         await self.policies.stop()

@@ -25,6 +25,7 @@ from webhook.mcp import analysis, queries
 from webhook.policy.durations import DurationError, parse_duration
 from webhook.policy.model import PatternType
 from webhook.server.runtime import Runtime
+from webhook.store.confirmation import ActionStatus
 
 DEFAULT_ACTOR = "system:serviceaccount:safety-gate:mcp-agent"
 MIN_HORIZON = datetime.timedelta(hours=3)
@@ -151,11 +152,16 @@ async def check_action_history(runtime: Runtime, *, namespace: str, resource_kin
     assert runtime.postgres is not None
     detections = await queries.target_detections(runtime.postgres.pool, cluster_id=runtime.postgres.cluster_id,
                                                  target=target, since=start)
+    # Truthful history: what counted (confirmed, young proposals, recorded) and, apart, what never landed.
+    timeline = await runtime.postgres.timeline(target, since=start)
+    status = {event.uid: state.value for event, state in timeline}
     return {
         "resource": _resource(target),
         "time_range": {"duration": time_range, "start": start.isoformat(), "end": now.isoformat()},
         "total_actions": len(events),
-        "actions": [action_json(e) for e in events],
+        "actions": [{**action_json(e), "status": status.get(e.uid, ActionStatus.RECORDED.value)} for e in events],
+        "not_applied": [{**action_json(e), "status": state.value} for e, state in timeline
+                        if state is ActionStatus.NOT_APPLIED],
         "patterns": [_occurrence_json(p, o) for p, o in sorted(found.items(), key=lambda kv: kv[0].value)],
         "detections": detections,
         "effectiveness_summary": effectiveness_summary(events),

@@ -33,6 +33,7 @@ from webhook import metrics
 from webhook.actions.model import ActionEvent, TargetRef
 from webhook.decision.state import Approval, Restriction
 from webhook.store.cache import RedisCache, RestrictionMirror, forget_warm_keys
+from webhook.store.confirmation import ActionStatus, Proposed, Resolution, Subject
 from webhook.store.effects import Effects
 from webhook.store.errors import (
     Gap,
@@ -79,6 +80,9 @@ class HistoryStore:
         # Whether decisions may still wait in the outbox (this replica's or another's): refreshed by
         # every upkeep check, set at once when this replica pushes, so the hot path never asks Redis.
         self.outbox_pending = False
+        # Set when a watch on the cluster confirms admitted changes (``webhook.kube.confirmations``):
+        # only then are they recorded as proposals. Without a cluster every admitted change counts.
+        self.confirming = False
 
     # --- health -------------------------------------------------------------------------------
 
@@ -391,6 +395,50 @@ class HistoryStore:
                 await self.cache.invalidate("target", target.key)
             except CACHE_ERRORS:
                 pass
+
+    # --- truthful history ---------------------------------------------------------------------
+
+    async def propose(self, proposed: Proposed) -> bool:
+        """Note an admitted change as waiting for the cluster. When PostgreSQL cannot take the note
+        the action simply counts, as without a cluster: a missed note may never hide a change."""
+        try:
+            await self._pg(lambda: self.postgres.propose(proposed))
+            return True
+        except (PostgresUnavailable, RowRefused) as exc:
+            logger.warning("could not note %s as proposed (it counts unconfirmed): %s", proposed.uid, exc)
+            return False
+
+    async def pending(self, subject: Subject) -> list[Proposed]:
+        return await self._pg(lambda: self.postgres.pending(kind=subject.kind, namespace=subject.namespace,
+                                                            name=subject.name))
+
+    async def expired_proposals(self, *, before: datetime.datetime, kinds: Sequence[str]) -> list[str]:
+        return await self._pg(lambda: self.postgres.expired_proposals(before=before, kinds=kinds))
+
+    async def resolve(self, resolutions: Sequence[Resolution], *, now: datetime.datetime) -> int:
+        """Settle proposals; what turned out not-applied leaves every cached history it was in, and
+        restrictions started on it are withdrawn (also from the Redis mirror). Returns how many
+        proposals became not-applied."""
+        stale, withdrawn = await self._pg(lambda: self.postgres.resolve(resolutions, at=now))
+        for target_key, actor in stale:
+            if self.cache is not None and self.redis_up:
+                try:
+                    if target_key:
+                        await self.cache.invalidate("target", target_key)
+                    await self.cache.invalidate("actor", actor)
+                except CACHE_ERRORS as exc:
+                    self._redis_failed(exc)
+        if withdrawn:
+            logger.warning("withdrew %d restriction(s) started on changes that never landed", withdrawn)
+            if self.cache is not None and self.redis_up:
+                try:
+                    await self._resync_mirror()
+                except CACHE_ERRORS as exc:
+                    self._redis_failed(exc)
+        return len(stale)
+
+    async def statuses(self, uids: Sequence[str]) -> dict[str, ActionStatus]:
+        return await self._pg(lambda: self.postgres.statuses(uids))
 
     # --- serialization ------------------------------------------------------------------------
 

@@ -10,8 +10,9 @@ from typing import Any
 import asyncpg
 
 from webhook.actions.model import ActionEvent, TargetRef
-from webhook.decision.decide import AlertUpdate
+from webhook.decision.decide import AlertUpdate, Outcome
 from webhook.decision.state import Approval, Restriction
+from webhook.store.confirmation import ActionStatus, Operation, Proposed, Resolution, Subject
 from webhook.store.effects import Effects
 from webhook.store.errors import PostgresUnavailable, RowRefused, StoreError
 
@@ -88,6 +89,14 @@ def _restriction_from_row(row: asyncpg.Record) -> Restriction:
     })
 
 
+def _proposed_from_row(row: asyncpg.Record) -> Proposed:
+    return Proposed(uid=row["request_uid"], at=row["proposed_at"], operation=Operation(row["operation"]),
+                    subject=Subject(kind=row["subject_kind"], namespace=row["subject_namespace"],
+                                    name=row["subject_name"]),
+                    change=row["change"], actor=row["actor"], target_key=row["target_key"],
+                    old_version=row["old_version"])
+
+
 def _event_from_row(row: asyncpg.Record) -> ActionEvent:
     event = ActionEvent.from_json(row["event"])
     return event.replace(effectiveness=row["effectiveness_score"], action_id=row["id"])
@@ -126,6 +135,14 @@ WITH decision AS (
 )
 SELECT count(*) > 0 FROM decision
 """
+
+
+#: The counting filter of truthful history (DESIGN §7): everything counts except actions marked
+#: not-applied. A proposal counts while it waits; the confirmation watch marks it not-applied once
+#: the window has passed unseen — so detection counts confirmed actions and young proposals. An old
+#: proposal still waiting means the watch could not look (API server unreachable, kind not served):
+#: it keeps counting, because a gate that cannot see the cluster must not forget what it admitted.
+_COUNTS = "(s.status IS DISTINCT FROM 'not-applied')"
 
 
 class PostgresStore:
@@ -171,11 +188,14 @@ class PostgresStore:
             if effects.record:
                 await self._insert_action(connection, effects.event)
             if effects.restriction is not None:
-                await self._insert_restriction(connection, effects.restriction)
+                basis = [event.uid for event in effects.alert.evidence] if effects.alert is not None else []
+                await self._insert_restriction(connection, effects.restriction, basis=basis)
             if effects.alert is not None:
-                await self._upsert_detection(connection, effects.alert, now=effects.decided_at)
+                await self._upsert_detection(connection, effects.alert, now=effects.decided_at,
+                                             warned=effects.outcome == Outcome.WARN.value)
             if effects.refusal_alert is not None:
-                await self._count_refusal(connection, effects.refusal_alert, now=effects.decided_at)
+                await self._count_refusal(connection, effects.refusal_alert, now=effects.decided_at,
+                                          denied=not effects.allowed)
             if effects.consume_alert is not None:
                 await self._consume_approval(connection, effects.consume_alert, request_uid=effects.uid,
                                              at=effects.decided_at)
@@ -255,11 +275,13 @@ class PostgresStore:
     async def target_events(self, target: TargetRef, *, since: datetime.datetime,
                             until: datetime.datetime | None = None) -> list[ActionEvent]:
         rows = await self.pool.fetch(
-            """
-            SELECT id, event, effectiveness_score FROM resource_action_traces
-            WHERE cluster_id = $1 AND namespace = $2 AND kind = $3 AND name = $4
-              AND action_timestamp > $5 AND ($6::timestamptz IS NULL OR action_timestamp <= $6)
-            ORDER BY action_timestamp, id
+            f"""
+            SELECT t.id, t.event, t.effectiveness_score FROM resource_action_traces t
+            LEFT JOIN action_status s ON s.cluster_id = t.cluster_id AND s.request_uid = t.request_uid
+            WHERE t.cluster_id = $1 AND t.namespace = $2 AND t.kind = $3 AND t.name = $4
+              AND t.action_timestamp > $5 AND ($6::timestamptz IS NULL OR t.action_timestamp <= $6)
+              AND {_COUNTS}
+            ORDER BY t.action_timestamp, t.id
             """,
             self.cluster_id, target.namespace, target.kind, target.name, since, until,
         )
@@ -267,10 +289,12 @@ class PostgresStore:
 
     async def actor_events(self, actor: str, *, since: datetime.datetime) -> list[ActionEvent]:
         rows = await self.pool.fetch(
-            """
-            SELECT id, event, effectiveness_score FROM resource_action_traces
-            WHERE cluster_id = $1 AND actor = $2 AND action_timestamp > $3
-            ORDER BY action_timestamp, id
+            f"""
+            SELECT t.id, t.event, t.effectiveness_score FROM resource_action_traces t
+            LEFT JOIN action_status s ON s.cluster_id = t.cluster_id AND s.request_uid = t.request_uid
+            WHERE t.cluster_id = $1 AND t.actor = $2 AND t.action_timestamp > $3
+              AND {_COUNTS}
+            ORDER BY t.action_timestamp, t.id
             """,
             self.cluster_id, actor, since,
         )
@@ -288,18 +312,112 @@ class PostgresStore:
         )
         return {row["action_type"]: row["mean"] for row in rows}
 
+    # --- truthful history: proposals, confirmations, not-applied ---------------------------
+
+    async def propose(self, proposed: Proposed) -> None:
+        """Note that an admitted action waits for the cluster (idempotent by request uid)."""
+        await self.pool.execute(
+            """
+            INSERT INTO action_status (cluster_id, request_uid, proposed_at, operation, subject_kind,
+                subject_namespace, subject_name, old_version, change, target_key, actor)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            ON CONFLICT (cluster_id, request_uid) DO NOTHING
+            """,
+            self.cluster_id, proposed.uid, proposed.at, proposed.operation.value, proposed.subject.kind,
+            proposed.subject.namespace, proposed.subject.name, proposed.old_version, proposed.change,
+            proposed.target_key, proposed.actor,
+        )
+
+    async def pending(self, *, kind: str, namespace: str, name: str) -> list[Proposed]:
+        """Proposals still waiting on one object (or on a ``generateName`` prefix it matches), oldest first."""
+        rows = await self.pool.fetch(
+            """
+            SELECT * FROM action_status
+            WHERE cluster_id = $1 AND status = 'proposed' AND subject_kind = $2 AND subject_namespace = $3
+              AND (subject_name = $4 OR (right(subject_name, 1) = '*'
+                   AND starts_with($4, left(subject_name, -1))))
+            ORDER BY proposed_at, request_uid
+            """,
+            self.cluster_id, kind, namespace, name)
+        return [_proposed_from_row(row) for row in rows]
+
+    async def expired_proposals(self, *, before: datetime.datetime, kinds: Sequence[str],
+                                limit: int = 500) -> list[str]:
+        """Proposals on these kinds still waiting since before ``before``, oldest first."""
+        rows = await self.pool.fetch(
+            "SELECT request_uid FROM action_status WHERE cluster_id = $1 AND status = 'proposed'"
+            " AND proposed_at < $2 AND subject_kind = ANY($3::text[]) ORDER BY proposed_at LIMIT $4",
+            self.cluster_id, before, list(kinds), limit)
+        return [row["request_uid"] for row in rows]
+
+    async def resolve(self, resolutions: Sequence[Resolution], *,
+                      at: datetime.datetime) -> tuple[list[tuple[str | None, str]], int]:
+        """Settle proposals still waiting (a settled one is never changed again). Returns the
+        (target key, actor) of each action now not-applied, whose cached histories are stale, and
+        how many restrictions were withdrawn because they were started on one of them."""
+        stale: list[tuple[str | None, str]] = []
+        withdrawn = 0
+        if not resolutions:
+            return stale, withdrawn
+        async with self.pool.acquire() as connection, connection.transaction():
+            not_applied: list[str] = []
+            for resolution in resolutions:
+                row = await connection.fetchrow(
+                    """
+                    UPDATE action_status SET status = $3, reason = $4, object_uid = $5, observed_version = $6,
+                           resolved_at = $7
+                    WHERE cluster_id = $1 AND request_uid = $2 AND status = 'proposed'
+                      AND NOT ($3 = 'confirmed' AND operation = 'CREATE' AND EXISTS (
+                          SELECT 1 FROM action_status c WHERE c.cluster_id = $1 AND c.object_uid = $5
+                            AND c.operation = 'CREATE' AND c.status = 'confirmed'))
+                    RETURNING target_key, actor
+                    """,
+                    self.cluster_id, resolution.uid, resolution.status.value, resolution.reason[:500],
+                    resolution.object_uid, resolution.observed_version, at)
+                if row is not None and resolution.status is ActionStatus.NOT_APPLIED:
+                    not_applied.append(resolution.uid)
+                    stale.append((row["target_key"], row["actor"]))
+            if not_applied:
+                status = await connection.execute(
+                    "DELETE FROM restrictions WHERE cluster_id = $1 AND evidence_uids && $2::text[]",
+                    self.cluster_id, not_applied)
+                withdrawn = int(status.split()[-1])
+        return stale, withdrawn
+
+    async def timeline(self, target: TargetRef, *, since: datetime.datetime) -> list[tuple[ActionEvent, ActionStatus]]:
+        """Every recorded action on a target, not-applied ones included, each with its status:
+        what people read (``safety-gate history``), not what detection counts."""
+        rows = await self.pool.fetch(
+            """
+            SELECT t.id, t.event, t.effectiveness_score, s.status FROM resource_action_traces t
+            LEFT JOIN action_status s ON s.cluster_id = t.cluster_id AND s.request_uid = t.request_uid
+            WHERE t.cluster_id = $1 AND t.namespace = $2 AND t.kind = $3 AND t.name = $4 AND t.action_timestamp > $5
+            ORDER BY t.action_timestamp, t.id
+            """,
+            self.cluster_id, target.namespace, target.kind, target.name, since)
+        return [(_event_from_row(row), ActionStatus(row["status"] or ActionStatus.RECORDED.value)) for row in rows]
+
+    async def statuses(self, uids: Sequence[str]) -> dict[str, ActionStatus]:
+        """Each action's status; an action without a row was recorded with nothing to confirm it."""
+        rows = await self.pool.fetch(
+            "SELECT request_uid, status FROM action_status WHERE cluster_id = $1 AND request_uid = ANY($2::text[])",
+            self.cluster_id, list(uids))
+        found = {row["request_uid"]: ActionStatus(row["status"]) for row in rows}
+        return {uid: found.get(uid, ActionStatus.RECORDED) for uid in uids}
+
     # --- restrictions -------------------------------------------------------------------------
 
-    async def _insert_restriction(self, connection: asyncpg.Connection, restriction: Restriction) -> None:
+    async def _insert_restriction(self, connection: asyncpg.Connection, restriction: Restriction, *,
+                                  basis: Sequence[str] = ()) -> None:
         await connection.execute(
             """
             INSERT INTO restrictions (cluster_id, scope, pattern, strategy, applies, started_at, until, alert,
-                                      evidence, target_key)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                      evidence, target_key, evidence_uids)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
             """,
             self.cluster_id, restriction.scope, restriction.pattern.value, restriction.strategy.value,
             restriction.applies, restriction.started, restriction.until, restriction.alert, restriction.evidence,
-            restriction.target_key,
+            restriction.target_key, list(basis),
         )
 
     async def restrictions_since(self, since: datetime.datetime) -> list[Restriction]:
@@ -327,7 +445,7 @@ class PostgresStore:
     # --- detections and approvals -------------------------------------------------------------
 
     async def _upsert_detection(self, connection: asyncpg.Connection, update: AlertUpdate, *,
-                                now: datetime.datetime) -> None:
+                                now: datetime.datetime, warned: bool = False) -> None:
         evidence = [event.evidence() for event in update.evidence]
         target = update.target
         await connection.execute(
@@ -336,9 +454,10 @@ class PostgresStore:
                 cluster_id, alert_namespace, alert_name, pattern_type, namespace, kind, name, actor, severity,
                 confidence, strategy, enforcement_action, phase, message, summary, alternative, evidence,
                 occurrences, denied_requests, first_seen, last_seen, cooldown_until, approval_used_by,
-                approval_used_at)
+                approval_used_at, warned_requests)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                    $18, $19, $20, $20, $21, $22, CASE WHEN $22::text IS NULL THEN NULL ELSE $20::timestamptz END)
+                    $18, $19, $20, $20, $21, $22, CASE WHEN $22::text IS NULL THEN NULL ELSE $20::timestamptz END,
+                    $23)
             ON CONFLICT (cluster_id, alert_namespace, alert_name) DO UPDATE SET
                 severity = EXCLUDED.severity, confidence = EXCLUDED.confidence, strategy = EXCLUDED.strategy,
                 enforcement_action = EXCLUDED.enforcement_action, phase = EXCLUDED.phase,
@@ -346,6 +465,7 @@ class PostgresStore:
                 actor = EXCLUDED.actor, evidence = EXCLUDED.evidence,
                 occurrences = oscillation_detections.occurrences + EXCLUDED.occurrences,
                 denied_requests = oscillation_detections.denied_requests + EXCLUDED.denied_requests,
+                warned_requests = oscillation_detections.warned_requests + EXCLUDED.warned_requests,
                 last_seen = EXCLUDED.last_seen,
                 cooldown_until = COALESCE(EXCLUDED.cooldown_until, oscillation_detections.cooldown_until),
                 approval_used_by = COALESCE(EXCLUDED.approval_used_by, oscillation_detections.approval_used_by),
@@ -356,13 +476,17 @@ class PostgresStore:
             update.actor, update.severity.value, update.confidence, update.strategy.value, update.enforcement.value,
             update.phase, update.message, update.summary, update.alternative, evidence,
             1 if update.new_occurrence else 0, 1 if update.denied else 0, now, update.cooldown_until,
-            update.approval_used_by,
+            update.approval_used_by, 1 if warned else 0,
         )
 
-    async def _count_refusal(self, connection: asyncpg.Connection, alert: str, *, now: datetime.datetime) -> None:
+    async def _count_refusal(self, connection: asyncpg.Connection, alert: str, *, now: datetime.datetime,
+                             denied: bool = True) -> None:
+        """A request met an existing restriction: refused (denied), or a person's change admitted
+        with the refusal as a warning (warned) — counted apart, as the OscillationAlert counts them."""
         namespace, name = alert.split("/", 1)
+        column = "denied_requests" if denied else "warned_requests"
         await connection.execute(
-            "UPDATE oscillation_detections SET denied_requests = denied_requests + 1, last_seen = $4"
+            f"UPDATE oscillation_detections SET {column} = {column} + 1, last_seen = $4"
             " WHERE cluster_id = $1 AND alert_namespace = $2 AND alert_name = $3",
             self.cluster_id, namespace, name, now)
 

@@ -38,17 +38,19 @@ log = logging.getLogger(__name__)
 _Signature = tuple[tuple[int, int, int, int], ...]
 
 
-def serving_context(*, cert_file: Path, key_file: Path, client_ca_file: Path | None = None) -> ssl.SSLContext:
+def serving_context(*, cert_file: Path, key_file: Path, client_ca_file: Path | None = None,
+                    client_verify: ssl.VerifyMode = ssl.CERT_REQUIRED) -> ssl.SSLContext:
     """A server-side context: TLS 1.2+, the given certificate chain and key.
 
-    With ``client_ca_file`` clients must present a certificate signed by it (mTLS).
+    With ``client_ca_file`` clients must present a certificate signed by it (mTLS); with
+    ``client_verify=CERT_OPTIONAL`` a client may present none, and a route decides (``/validate``).
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(certfile=str(cert_file), keyfile=str(key_file))
     if client_ca_file is not None:
         ctx.load_verify_locations(cafile=str(client_ca_file))
-        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.verify_mode = client_verify
     return ctx
 
 
@@ -61,12 +63,14 @@ class ReloadingServerContext:
         cert_file: Path,
         key_file: Path,
         client_ca_file: Path | None = None,
+        client_verify: ssl.VerifyMode = ssl.CERT_REQUIRED,
         check_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cert_file = Path(cert_file)
         self.key_file = Path(key_file)
         self.client_ca_file = Path(client_ca_file) if client_ca_file is not None else None
+        self.client_verify = client_verify
         self.check_interval = check_interval
         self._clock = clock
         self._lock = threading.Lock()
@@ -87,7 +91,8 @@ class ReloadingServerContext:
         return tuple((s.st_ino, s.st_size, s.st_mtime_ns, s.st_dev) for s in stats)
 
     def _build(self) -> ssl.SSLContext:
-        return serving_context(cert_file=self.cert_file, key_file=self.key_file, client_ca_file=self.client_ca_file)
+        return serving_context(cert_file=self.cert_file, key_file=self.key_file, client_ca_file=self.client_ca_file,
+                               client_verify=self.client_verify)
 
     @property
     def current(self) -> ssl.SSLContext:

@@ -71,9 +71,20 @@ def test_a_refusal_by_a_cooling_period_counts_on_the_alert_it_names_and_touches_
     assert after["lastSeen"] == rfc3339(minutes(5)) and after["firstSeen"] == rfc3339(NOW)
 
 
-def test_a_person_warned_by_a_restriction_is_not_a_denied_request():
+def test_a_person_warned_by_a_restriction_is_counted_as_warned_not_denied():
     warned = Decision(outcome=Outcome.WARN, event=scale(3, 4, at=5), refused_by=restriction())
-    assert work_for(warned, cluster_id="prod") is None
+    work = work_for(warned, cluster_id="prod")
+    assert work is not None and work.spec is None and work.warned and not work.denied
+    after = next_status({"phase": "Active", "occurrences": 1, "deniedRequests": 1}, work, generation=None)
+    assert after["deniedRequests"] == 1 and after["warnedRequests"] == 1 and after["phase"] == "Active"
+
+
+def test_a_warn_mode_detection_counts_an_occurrence_and_a_warning():
+    alert = update(enforcement=Enforcement.WARN, denied=False, cooldown_until=None)
+    work = work_for(Decision(outcome=Outcome.WARN, event=EVIDENCE[-1], alert=alert), cluster_id="prod")
+    assert work is not None and work.warned and not work.denied
+    status = next_status({}, work, generation=1)
+    assert status["occurrences"] == 1 and status["deniedRequests"] == 0 and status["warnedRequests"] == 1
 
 
 def test_an_allowed_decision_without_findings_writes_nothing():

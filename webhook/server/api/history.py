@@ -16,6 +16,7 @@ from webhook.admission.extract import canonical_kind
 from webhook.effectiveness.repository import as_score
 from webhook.server.api import params, schemas
 from webhook.server.api.context import postgres_of, utcnow
+from webhook.store.confirmation import ActionStatus
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -35,13 +36,14 @@ async def list_history(request: Request) -> JSONResponse:
     postgres = postgres_of(request)
     rows = await postgres.pool.fetch(
         """
-        SELECT id, request_uid, action_timestamp, namespace, kind, name, action_type, actor, actor_class,
+        SELECT id, t.request_uid, action_timestamp, namespace, kind, name, action_type, t.actor, actor_class,
                object_kind, alert_name, correlation_id, model_used, model_confidence::float8 AS model_confidence,
                replicas_before, replicas_after, bypass_reason, is_pattern_example, event,
                effectiveness_score::float8 AS effectiveness_score, effectiveness_criteria, effectiveness_method,
-               effectiveness_assessed_at, effectiveness_notes
-        FROM resource_action_traces
-        WHERE cluster_id = $1
+               effectiveness_assessed_at, effectiveness_notes, s.status
+        FROM resource_action_traces t
+        LEFT JOIN action_status s ON s.cluster_id = t.cluster_id AND s.request_uid = t.request_uid
+        WHERE t.cluster_id = $1
           AND ($2::text IS NULL OR namespace = $2) AND ($3::text IS NULL OR kind = $3)
           AND ($4::text IS NULL OR name = $4) AND ($5::text IS NULL OR action_type = $5)
           AND ($6::timestamptz IS NULL OR action_timestamp >= $6)
@@ -88,4 +90,5 @@ def item(row) -> schemas.HistoryItem:  # type: ignore[no-untyped-def]
         replicas_before=row["replicas_before"],
         replicas_after=row["replicas_after"], bypass_reason=row["bypass_reason"],
         is_pattern_example=row["is_pattern_example"], effectiveness=effectiveness_of(row),
+        status=row["status"] or ActionStatus.RECORDED.value,
     )

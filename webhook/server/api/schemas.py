@@ -66,6 +66,9 @@ class HistoryItem(_Out):
     bypass_reason: str | None
     is_pattern_example: bool
     effectiveness: Effectiveness | None
+    status: str = pydantic.Field(description=(
+        "proposed (admitted, not yet seen in the cluster), confirmed (seen), not-applied (never landed:"
+        " counts toward no pattern), or recorded (no cluster to confirm against: counts)"))
 
 
 class HistoryPage(_Out):
