@@ -41,8 +41,9 @@ import asyncpg
 from webhook import metrics
 from webhook.actions.model import rfc3339
 from webhook.decision.state import dns_name
-from webhook.effectiveness.repository import EffectivenessRepository
+from webhook.effectiveness.service import scored_actions
 from webhook.kube.client import GROUP, VERSION, ApiException, KubeClient, is_status
+from webhook.store.effectiveness import EffectivenessRepository
 from webhook.summaries import effectiveness as em
 from webhook.summaries import targets as ahs
 from webhook.summaries.pacing import TokenBucket
@@ -307,7 +308,7 @@ class Summariser:
         if self._assessed_seen is not None and assessed == self._assessed_seen:
             return
         self._metrics_at = self.clock()
-        actions = await self.scores.scored(since=now - em.PERIOD, until=now)
+        actions = scored_actions(await self.scores.scored(since=now - em.PERIOD, until=now))
         objects = em.effectiveness_metrics(actions, gate_namespace=self.gate_namespace, cluster_id=self.cluster_id)
         for obj in objects:
             obj["status"]["lastAnalysis"] = rfc3339(now)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from webhook.actions.model import TargetRef
-from webhook.effectiveness.repository import as_score
+from webhook.store.effectiveness import as_score
 from webhook.summaries.targets import RECENT, ActiveRestriction, DetectedPattern, ScoredSample, TargetFacts
 
 SCORE_PERIOD = datetime.timedelta(days=30)

@@ -13,9 +13,9 @@ from starlette.responses import JSONResponse
 
 from webhook.actions.model import ActionEvent
 from webhook.admission.extract import canonical_kind
-from webhook.effectiveness.repository import as_score
 from webhook.server.api import params, schemas
 from webhook.server.api.context import postgres_of, utcnow
+from webhook.store.effectiveness import as_score
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
