@@ -30,14 +30,16 @@ class EffectivenessService:
 
     async def assess(self, action_id: int, assessment: Assessment, *,
                      now: datetime.datetime) -> AssessedAction | None:
-        assessed = await self.repository.assess(action_id, scoring(assessment), at=now)
+        assessed = await self.history.in_postgres(
+            lambda: self.repository.assess(action_id, scoring(assessment), at=now))
         if assessed is not None:
             await self._forget([assessed])
         return assessed
 
     async def assess_correlation(self, correlation_id: str, assessment: Assessment, *,
                                  now: datetime.datetime) -> list[AssessedAction]:
-        assessed = await self.repository.assess_correlation(correlation_id, scoring(assessment), at=now)
+        assessed = await self.history.in_postgres(
+            lambda: self.repository.assess_correlation(correlation_id, scoring(assessment), at=now))
         await self._forget(assessed)
         return assessed
 

@@ -172,7 +172,7 @@ async def _detections(runtime: Runtime, target: TargetRef, *, since: datetime.da
     history = _history(runtime)
     repository = DetectionRepository(history.postgres.pool, cluster_id=history.postgres.cluster_id)
     try:
-        found = await history.read_postgres(lambda: repository.of_target(target, since=since))
+        found = await history.in_postgres(lambda: repository.of_target(target, since=since))
     except PostgresUnavailable:
         gaps.add(Gap.POSTGRES_DOWN)
         return []
@@ -327,7 +327,7 @@ async def get_action_effectiveness(runtime: Runtime, *, action_type: str, scope:
 
     async def statistics(*, action_type: str | None, group_by: GroupBy | None) -> list[Statistics]:
         # Scores live in PostgreSQL alone: while it is down this raises, and the tool says so.
-        return await history.read_postgres(lambda: repository.statistics(
+        return await history.in_postgres(lambda: repository.statistics(
             since=since, action_type=action_type, namespace=namespace, kind=kind, group_by=group_by))
 
     overall = await statistics(action_type=wanted, group_by=None)

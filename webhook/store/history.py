@@ -299,10 +299,11 @@ class HistoryStore:
         except PostgresUnavailable:
             return {}
 
-    async def read_postgres(self, query: Callable[[], Awaitable[T]]) -> T:
-        """Run a read of a repository (detections, effectiveness, summaries) with the store's own
-        failure handling: ``PostgresUnavailable`` at once while PostgreSQL is marked down, and the
-        store marked down when the read finds it gone, so every reader shares one view of the outage."""
+    async def in_postgres(self, query: Callable[[], Awaitable[T]]) -> T:
+        """Run a repository call (detections, effectiveness, the action log: SQL outside the decision
+        path) with the store's own failure handling: ``PostgresUnavailable`` at once while PostgreSQL
+        is marked down, and the store marked down when the call finds it gone, so the gate, the API
+        and the MCP tools share one view of the outage."""
         return await self._pg(query)
 
     # --- writes -------------------------------------------------------------------------------

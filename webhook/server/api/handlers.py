@@ -16,12 +16,13 @@ from starlette.responses import JSONResponse, Response
 
 from webhook.server.api.auth import Authenticator
 from webhook.server.api.errors import ApiError
+from webhook.store.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 Handler = Callable[[Request], Awaitable[Response]]
-STORE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, redis.exceptions.RedisError, OSError, TimeoutError)
+STORE_ERRORS = (StoreError, asyncpg.PostgresError, asyncpg.InterfaceError, redis.exceptions.RedisError, OSError, TimeoutError)
 # Reads need ``get`` on oscillationalerts, writes ``create`` (see auth).
 VERBS = {"GET": "get", "HEAD": "get", "POST": "create"}
 
