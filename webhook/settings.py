@@ -62,6 +62,9 @@ class Settings(pydantic_settings.BaseSettings):
     # run` still works), and the default max age for untargeted actions and whole-partition drops.
     retention_interval: float = pydantic.Field(default=3600.0, ge=0)
     retention_max_age_days: int = pydantic.Field(default=90, ge=1)
+    # Seconds between refreshes of the effectiveness aggregates (ai_action_effectiveness_score), on
+    # every replica; its own schedule, independent of retention's. 0: never.
+    effectiveness_interval: float = pydantic.Field(default=300.0, ge=0)
     # kubectl-visible summaries (webhook.kube.summaries): ActionHistorySummary per target and
     # EffectivenessMetric per namespace + cluster, written by one leader, paced by a token bucket.
     summaries: bool = True

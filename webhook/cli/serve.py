@@ -26,7 +26,7 @@ from webhook.policy.loader import PolicyError
 from webhook.server import logs
 from webhook.server.app import create_app, create_metrics_app
 from webhook.server.runtime import Runtime
-from webhook.server.tasks import GuardedTask
+from webhook.services import GuardedTask
 from webhook.settings import Settings
 from webhook.tls.reloading import ReloadingServerContext
 

@@ -23,6 +23,7 @@ from webhook.kube.lookups import Lookups
 from webhook.kube.policies import PolicyWatcher
 from webhook.kube.summaries import Summariser
 from webhook.policy.provider import PolicyProvider
+from webhook.services import Loop, Service, ServiceGroup
 from webhook.settings import Settings
 from webhook.store.history import HistoryStore
 from webhook.store.postgres import PostgresStore
@@ -46,6 +47,7 @@ class KubeComponents:
         if history is not None:  # Kubernaut's EffectivenessAssessments, where its CRD exists
             self.assessments = AssessmentWatch(
                 client, effectiveness=EffectivenessService(history=history, pool=jobs_pool))
+        self._services = ServiceGroup()
         self.summaries: Summariser | None = None
         if settings.summaries:
             self.summaries = Summariser(
@@ -71,22 +73,25 @@ class KubeComponents:
         return {"on_remembered": self.alerts.submit, "labels_for": self.lookups.labels_for,
                 "hpa_for": self.lookups.hpa_for, "context_for": self.kubernaut.context_for}
 
-    async def start(self) -> None:
-        """Start the background tasks; never waits for the API server (they retry on their own)."""
-        self.policies.start()
-        self.approvals.start()
-        self.alerts.start()
+    def services(self) -> list[Service]:
+        """The background loops, as services the runtime starts and stops with its others; none
+        waits for the API server to start (they retry on their own)."""
+        found: list[Service] = [
+            Loop(name="policy-watcher", start=self.policies.start, stop=self.policies.stop),
+            Loop(name="approval-sync", start=self.approvals.start, stop=self.approvals.stop),
+            Loop(name="alert-writer", start=self.alerts.start, stop=self.alerts.stop),
+        ]
         if self.assessments is not None:
-            self.assessments.start()
+            found.append(Loop(name="kubernaut-assessments", start=self.assessments.start, stop=self.assessments.stop))
         if self.summaries is not None:
-            self.summaries.start()
+            found.append(Loop(name="summariser", start=self.summaries.start, stop=self.summaries.stop))
+        return found
+
+    async def start(self) -> None:
+        """Start the background tasks without a runtime (tests, tools); the runtime uses ``services``."""
+        self._services = ServiceGroup(self.services())
+        self._services.start()
 
     async def stop(self) -> None:
-        if self.summaries is not None:
-            await self.summaries.stop()
-        if self.assessments is not None:
-            await self.assessments.stop()
-        await self.alerts.stop()
-        await self.approvals.stop()
-        await self.policies.stop()
+        await self._services.stop()
         self.client.close()

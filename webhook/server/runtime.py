@@ -27,8 +27,8 @@ from webhook.engine.gate import Gate
 from webhook.policy.loader import load_policy_file
 from webhook.policy.provider import PolicyProvider
 from webhook.server import validate
-from webhook.server.jobs import start_jobs
-from webhook.server.tasks import GuardedTask
+from webhook.server.jobs import job_services
+from webhook.services import GuardedTask, Health, ServiceGroup, bounded
 from webhook.settings import Settings
 from webhook.store.cache import RedisCache
 from webhook.store.history import HistoryStore
@@ -175,8 +175,8 @@ class Runtime:
         self.kube: Any = None  # webhook.kube.components.KubeComponents when a cluster is configured
         self.certificates: Any = None  # webhook.kube.certificates.CertificateRotator (self-managed TLS)
         self.migrated = False
-        self._upkeep: GuardedTask | None = None
-        self._jobs: list[GuardedTask] = []
+        # Every background loop of the process (DESIGN §7): started in ``start``, stopped together.
+        self.services = ServiceGroup()
         self._spool_lock: int | None = None
         self.policies = PolicyProvider(
             file_policies=load_policy_file(settings.policy) if settings.policy else ())
@@ -214,16 +214,21 @@ class Runtime:
             on_decision=validate.observe,
         )
         if self.kube is not None:
-            await self.kube.start()
+            for service in self.kube.services():
+                self.services.add(service)
             if settings.cert_secret:  # self-managed certificates: keep Secret, caBundle and files current
                 from webhook.kube.certificates import CertificateRotator
 
                 self.certificates = CertificateRotator.from_settings(settings, api_client=self.kube.client.api_client)
-                self.certificates.start(interval=settings.cert_check_interval)
+                interval = settings.cert_check_interval
+                self.services.add(GuardedTask(name="certificate-rotation", step=self.certificates.sync_async,
+                                              interval=interval, first_delay=0, retry_interval=min(interval, 5.0),
+                                              on_stopped=self.certificates.stop))
         await self.upkeep()
-        self._upkeep = GuardedTask(name="store-upkeep", step=self.upkeep, interval=settings.upkeep_interval)
-        self._upkeep.start()
-        self._jobs = start_jobs(settings, history=self.history, pool=self.jobs_pool)  # retention, aggregates
+        self.services.add(GuardedTask(name="store-upkeep", step=self.upkeep, interval=settings.upkeep_interval))
+        for job in job_services(settings, history=self.history, pool=self.jobs_pool):  # retention, aggregates
+            self.services.add(job)
+        self.services.start()
 
     async def _migrate(self) -> None:
         """Migrate at start; if PostgreSQL is down, start anyway (decisions use the cache) and retry."""
@@ -246,21 +251,16 @@ class Runtime:
         return checks
 
     async def stop(self) -> None:
-        """Stop every loop and close every connection, each step within its bound.
+        """Stop every service and close every connection, each step within its bound.
 
-        Called by the lifespan after uvicorn answered the in-flight reviews: the background loops
-        stop together, then the Kubernetes edge, then the clients together: three steps of at most
-        ``STOP_STEP_SECONDS`` each. Nothing here waits without a bound, so SIGTERM ends within the bound
-        documented in the user guide.
+        Called by the lifespan after uvicorn answered the in-flight reviews: the services (store
+        upkeep, jobs, certificates, the Kubernetes watchers and writers) stop together, then the
+        Kubernetes client and the store clients: steps of at most ``STOP_STEP_SECONDS`` each.
+        Nothing here waits without a bound, so SIGTERM ends within the bound documented in the user guide.
         """
-        loops = [job.stop(timeout=STOP_STEP_SECONDS) for job in self._jobs]
-        if self._upkeep is not None:
-            loops.append(self._upkeep.stop(timeout=STOP_STEP_SECONDS))
-        await asyncio.gather(*loops)
-        if self.certificates is not None:
-            await _bounded(self.certificates.stop(), what="certificate rotation")
+        await self.services.stop(timeout=STOP_STEP_SECONDS)
         if self.kube is not None:
-            await _bounded(self.kube.stop(), what="the Kubernetes components")
+            self.kube.client.close()
         await asyncio.gather(*(client for client in (
             _bounded(self.cache.close(), what="the Redis client") if self.cache is not None else None,
             _close_pool(self.postgres.pool if self.postgres is not None else None),
@@ -270,6 +270,9 @@ class Runtime:
         if self._spool_lock is not None:
             os.close(self._spool_lock)
             self._spool_lock = None
+
+    def service_health(self) -> dict[str, Health]:
+        return self.services.health()
 
     def policies_synced(self) -> bool:
         """Without a cluster there is nothing to wait for; with one, the first list of policies."""
@@ -289,16 +292,7 @@ STOP_STEP_SECONDS = 3.0
 
 
 async def _bounded(step: Awaitable[object], *, what: str, timeout: float = STOP_STEP_SECONDS) -> bool:
-    """Await ``step`` for at most ``timeout`` seconds; False (logged) when it had to be left behind."""
-    task = asyncio.ensure_future(step)
-    done, _ = await asyncio.wait({task}, timeout=timeout)
-    if not done:
-        task.cancel()
-        logger.error("stopping %s took over %.0fs; going on without it", what, timeout)
-        return False
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("stopping %s failed", what, exc_info=task.exception())
-    return True
+    return await bounded(step, what=f"stopping {what}", timeout=timeout)
 
 
 async def _close_pool(pool: asyncpg.Pool | None) -> None:
