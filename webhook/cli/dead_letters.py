@@ -35,7 +35,7 @@ def dead_letters(
     given = {key: value for key, value in {"postgres_dsn": postgres_dsn, "data_dir": data_dir,
                                            "cluster_id": cluster_id}.items() if value is not None}
     settings = common.settings(**given)
-    with common.stores(settings, redis=False):
+    with common.stores(settings, redis=False) as settings:
         rows = asyncio.run(_fetch(settings, limit=limit))
     if json_output:
         engine.print_json([_jsonable(row) for row in rows])
@@ -53,10 +53,10 @@ def dead_letters(
 
 
 async def _fetch(settings: Settings, *, limit: int) -> list[dict[str, Any]]:
-    assert settings.postgres_dsn
-    pool = await create_pool(settings.postgres_dsn, max_size=2)
+    assert settings.stores.postgres_dsn
+    pool = await create_pool(settings.stores.postgres_dsn, max_size=2)
     try:
-        return await PostgresStore(pool, cluster_id=settings.cluster_id).dead_letters(limit=limit)
+        return await PostgresStore(pool, cluster_id=settings.stores.cluster_id).dead_letters(limit=limit)
     except asyncpg.UndefinedTableError:
         common.err_console.print("[red]no dead_letters table: run safety-gate migrate[/red]")
         raise typer.Exit(1) from None

@@ -64,8 +64,8 @@ def migrate(
     from webhook.store.migrate import migrate as run
 
     settings = common.settings(**_given(locals()))
-    with common.stores(settings, redis=False):
-        applied = asyncio.run(run(settings.postgres_dsn))
+    with common.stores(settings, redis=False) as settings:
+        applied = asyncio.run(run(settings.stores.postgres_dsn))
     common.console.print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
 
 
@@ -203,16 +203,16 @@ def cleanup(
     from webhook.kube.cleanup import CleanupError, delete_webhook_configuration
 
     settings = common.settings(**_given(locals()))
-    if not settings.webhook_config:
+    if not settings.kube.webhook_config:
         common.err_console.print("[red]--webhook-config (or SAFETY_GATE_WEBHOOK_CONFIG) is required[/red]")
         raise typer.Exit(2)
     try:
-        deleted = delete_webhook_configuration(settings, name=settings.webhook_config)
+        deleted = delete_webhook_configuration(settings, name=settings.kube.webhook_config)
     except CleanupError as exc:
         common.err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     state = "deleted" if deleted else "already gone"
-    common.console.print(f"ValidatingWebhookConfiguration {settings.webhook_config}: {state}")
+    common.console.print(f"ValidatingWebhookConfiguration {settings.kube.webhook_config}: {state}")
 
 
 def _given(values: dict[str, Any], *, skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]

@@ -41,7 +41,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     # Reviews being decided, in total and per actor (validate.py answers at once beyond the limits).
-    app.state.slots = Slots(limit=settings.max_in_flight, per_actor=settings.max_in_flight_per_actor)
+    app.state.slots = Slots(limit=settings.overload.max_in_flight, per_actor=settings.overload.max_in_flight_per_actor)
     app.state.runtime = runtime
     return app
 

@@ -40,18 +40,18 @@ def job_services(settings: Settings, *, history: HistoryStore, pool: asyncpg.Poo
     actions takes seconds). The jobs are guarded tasks: a SIGTERM in the middle of a run stops them
     within their bound instead of waiting for the run (or a swallowed cancellation) to end."""
     jobs: list[Service] = []
-    if settings.retention_interval:
+    if settings.retention.interval:
         runner = RetentionRunner(pool, cluster_id=history.postgres.cluster_id,
-                                 default_max_age=datetime.timedelta(days=settings.retention_max_age_days),
+                                 default_max_age=settings.retention.max_age,
                                  on_finished=count_run)
-        jobs.append(GuardedTask(name="retention", step=runner.run, interval=settings.retention_interval,
-                                first_delay=min(settings.retention_interval, FIRST_RUN_SECONDS)))
-    if settings.effectiveness_interval:
+        jobs.append(GuardedTask(name="retention", step=runner.run, interval=settings.retention.interval,
+                                first_delay=min(settings.retention.interval, FIRST_RUN_SECONDS)))
+    if settings.retention.effectiveness_interval:
         effectiveness = EffectivenessService(history=history, pool=pool)
 
         async def refresh() -> None:
             publish(await effectiveness.refresh(now=datetime.datetime.now(datetime.timezone.utc)))
 
-        jobs.append(GuardedTask(name="effectiveness", step=refresh, interval=settings.effectiveness_interval,
-                                first_delay=min(settings.effectiveness_interval, FIRST_RUN_SECONDS)))
+        jobs.append(GuardedTask(name="effectiveness", step=refresh, interval=settings.retention.effectiveness_interval,
+                                first_delay=min(settings.retention.effectiveness_interval, FIRST_RUN_SECONDS)))
     return jobs

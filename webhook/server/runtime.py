@@ -73,6 +73,14 @@ class EmbeddedStores:
     owner: Any = None       # webhook.store.embedded.StoreOwner: who we attached to
     claim: Any = None       # webhook.store.embedded.DataDirClaim, held by an owner
     supervisor: Any = None  # webhook.store.embedded.StoreSupervisor of an owner
+    postgres_dsn: str | None = None  # where the embedded (owned or attached) PostgreSQL listens
+    redis_url: str | None = None
+
+    def completed(self, settings: Settings) -> Settings:
+        """``settings`` with the addresses of the embedded stores filled in (a new, frozen copy)."""
+        changes = {key: value for key, value in (("postgres_dsn", self.postgres_dsn),
+                                                 ("redis_url", self.redis_url)) if value}
+        return settings.with_values(**changes) if changes else settings
 
     @classmethod
     def start(cls, settings: Settings, *, redis: bool = True, exclusive: bool = False) -> EmbeddedStores:
@@ -81,13 +89,13 @@ class EmbeddedStores:
         ``exclusive`` (``serve``): this process must own them; waits up to ``CLAIM_WAIT_SECONDS``
         for another owner to leave, then fails naming it.
         """
-        need_postgres = not settings.postgres_dsn
-        need_redis = redis and not settings.redis_url
+        need_postgres = not settings.stores.postgres_dsn
+        need_redis = redis and not settings.stores.redis_url
         if not (need_postgres or need_redis):
             return cls()
         from webhook.store.embedded import DataDirClaim, EmbeddedServerError
 
-        claim = DataDirClaim(data_dir=settings.data_dir.resolve())
+        claim = DataDirClaim(data_dir=settings.stores.data_dir.resolve())
         if exclusive:
             deadline = time.monotonic() + CLAIM_WAIT_SECONDS
             while not claim.try_claim():
@@ -118,27 +126,24 @@ class EmbeddedStores:
                                              (redis, owner.redis_url, "Redis", "--redis-url")):
             if needed and not address:
                 raise EmbeddedServerError(
-                    f"{owner.describe()} uses the data dir {settings.data_dir} with an external {what}; "
+                    f"{owner.describe()} uses the data dir {settings.stores.data_dir} with an external {what}; "
                     f"pass {flag} too")
-        if postgres:
-            settings.postgres_dsn = owner.postgres_dsn
-        if redis:
-            settings.redis_url = owner.redis_url
-        logger.info("using the embedded stores of %s in %s", owner.describe(), settings.data_dir)
-        return cls(role=StoreRole.ATTACHED, owner=owner)
+        logger.info("using the embedded stores of %s in %s", owner.describe(), settings.stores.data_dir)
+        return cls(role=StoreRole.ATTACHED, owner=owner, postgres_dsn=owner.postgres_dsn if postgres else None,
+                   redis_url=owner.redis_url if redis else None)
 
     def _start_owned(self, settings: Settings, *, postgres: bool, redis: bool) -> None:
         from webhook.store.embedded import EmbeddedPostgres, EmbeddedRedis, StoreSupervisor
 
-        data_dir = settings.data_dir.resolve()
+        data_dir = settings.stores.data_dir.resolve()
         if postgres:
             self.postgres = EmbeddedPostgres(data_dir=data_dir / "postgres")
             self.postgres.start()
-            settings.postgres_dsn = self.postgres.dsn
+            self.postgres_dsn = self.postgres.dsn
         if redis:
             self.redis = EmbeddedRedis(data_dir=data_dir / "redis")
             self.redis.start()
-            settings.redis_url = self.redis.url
+            self.redis_url = self.redis.url
         self.claim.publish(postgres_dsn=self.postgres.dsn if self.postgres else None,
                            redis_url=self.redis.url if self.redis else None)
         self.supervisor = StoreSupervisor(servers=[s for s in (self.postgres, self.redis) if s is not None])
@@ -161,10 +166,17 @@ class EmbeddedStores:
             self.claim = None
 
 
+def load_policies(settings: Settings) -> PolicyProvider:
+    """The file's OscillationPatterns over the defaults; raises ``PolicyError`` naming the problem."""
+    return PolicyProvider(file_policies=load_policy_file(settings.policy) if settings.policy else ())
+
+
 class Runtime:
     """Owns the stores, the gate and the background upkeep loop of one ``serve`` process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, policies: PolicyProvider | None = None) -> None:
+        """``policies``: already loaded from ``settings.policy`` (``serve`` loads them before it
+        starts the stores, to report a bad file at once)."""
         self.settings = settings
         self.postgres: PostgresStore | None = None
         self.jobs_pool: asyncpg.Pool | None = None
@@ -178,27 +190,26 @@ class Runtime:
         # Every background loop of the process (DESIGN §7): started in ``start``, stopped together.
         self.services = ServiceGroup()
         self._spool_lock: int | None = None
-        self.policies = PolicyProvider(
-            file_policies=load_policy_file(settings.policy) if settings.policy else ())
+        self.policies = policies if policies is not None else load_policies(settings)
 
     async def start(self) -> None:
         settings = self.settings
-        assert settings.postgres_dsn, "a PostgreSQL DSN is required (or embedded mode)"
+        assert settings.stores.postgres_dsn, "a PostgreSQL DSN is required (or embedded mode)"
         # Two pools: admission queries (short timeout, no reset round trip) and batch work —
         # retention, aggregates, summaries — whose statements over a large history may take longer.
-        pool = await create_pool(settings.postgres_dsn, min_size=0, reset_sessions=False)
-        self.jobs_pool = await create_pool(settings.postgres_dsn, min_size=0, max_size=4, command_timeout=None)
-        self.postgres = PostgresStore(pool, cluster_id=settings.cluster_id)
+        pool = await create_pool(settings.stores.postgres_dsn, min_size=0, reset_sessions=False)
+        self.jobs_pool = await create_pool(settings.stores.postgres_dsn, min_size=0, max_size=4, command_timeout=None)
+        self.postgres = PostgresStore(pool, cluster_id=settings.stores.cluster_id)
         await self._migrate()
-        if settings.redis_url:
-            self.cache = RedisCache.from_url(settings.redis_url, cluster_id=settings.cluster_id,
+        if settings.stores.redis_url:
+            self.cache = RedisCache.from_url(settings.stores.redis_url, cluster_id=settings.stores.cluster_id,
                                              horizon=CACHE_HORIZON)
-        spool, self._spool_lock = claim_spool(settings.data_dir / "spool")
-        outbox = Outbox(redis=self.cache.client if self.cache else None, stream=f"sg:{settings.cluster_id}:outbox",
+        spool, self._spool_lock = claim_spool(settings.stores.data_dir / "spool")
+        outbox = Outbox(redis=self.cache.client if self.cache else None, stream=settings.stores.outbox_stream,
                         spool=spool)
         self.history = HistoryStore(postgres=self.postgres, cache=self.cache, outbox=outbox)
-        self.lock_pool = await open_lock_pool(settings.postgres_dsn)  # lock waits never take decisions' connections
-        self.history.locks = AdvisoryLocks(self.lock_pool, cluster_id=settings.cluster_id)
+        self.lock_pool = await open_lock_pool(settings.stores.postgres_dsn)  # lock waits never take decisions' connections
+        self.history.locks = AdvisoryLocks(self.lock_pool, cluster_id=settings.stores.cluster_id)
         from webhook.kube.components import KubeComponents
 
         self.kube = KubeComponents.create(settings, postgres=self.postgres, policies=self.policies,
@@ -208,33 +219,33 @@ class Runtime:
             history=self.history,
             policies=self.policies,
             rules=settings.actor_rules(),
-            excluded_namespaces=settings.excluded_namespaces,
-            cluster_namespace=settings.namespace,
-            fail_closed=settings.fail_closed,
+            excluded_namespaces=settings.kube.excluded_namespaces,
+            cluster_namespace=settings.kube.namespace,
+            fail_closed=settings.stores.fail_closed,
             on_decision=validate.observe,
         )
         if self.kube is not None:
             for service in self.kube.services():
                 self.services.add(service)
-            if settings.cert_secret:  # self-managed certificates: keep Secret, caBundle and files current
+            if settings.certificates.secret:  # self-managed certificates: keep Secret, caBundle and files current
                 from webhook.kube.certificates import CertificateRotator
 
                 self.certificates = CertificateRotator.from_settings(settings, api_client=self.kube.client.api_client)
-                interval = settings.cert_check_interval
+                interval = settings.certificates.check_interval
                 self.services.add(GuardedTask(name="certificate-rotation", step=self.certificates.sync_async,
                                               interval=interval, first_delay=0, retry_interval=min(interval, 5.0),
                                               on_stopped=self.certificates.stop))
         await self.upkeep()
-        self.services.add(GuardedTask(name="store-upkeep", step=self.upkeep, interval=settings.upkeep_interval))
+        self.services.add(GuardedTask(name="store-upkeep", step=self.upkeep, interval=settings.stores.upkeep_interval))
         for job in job_services(settings, history=self.history, pool=self.jobs_pool):  # retention, aggregates
             self.services.add(job)
         self.services.start()
 
     async def _migrate(self) -> None:
         """Migrate at start; if PostgreSQL is down, start anyway (decisions use the cache) and retry."""
-        assert self.settings.postgres_dsn
+        assert self.settings.stores.postgres_dsn
         try:
-            await asyncio.wait_for(migrate(self.settings.postgres_dsn), 30)
+            await asyncio.wait_for(migrate(self.settings.stores.postgres_dsn), 30)
             self.migrated = True
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             logger.error("cannot migrate postgres yet, will retry: %s", exc)

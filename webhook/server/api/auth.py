@@ -177,8 +177,8 @@ class Authenticator:
 
 def authenticator_for(settings: Settings) -> Authenticator:
     checks: list[Check] = []
-    if settings.api_token_file is not None:
-        checks.append(StaticTokens(settings.api_token_file))
-    if settings.kubeconfig is not None or settings.in_cluster:
+    if settings.server.api_token_file is not None:
+        checks.append(StaticTokens(settings.server.api_token_file))
+    if settings.kube.kubeconfig is not None or settings.kube.in_cluster:
         checks.append(KubernetesReviews(settings))
     return Authenticator(checks)
