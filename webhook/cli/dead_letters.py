@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import pathlib
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import asyncpg
 import typer
 from rich.table import Table
 
-from webhook.cli import common, engine
+from webhook.cli import common, engine, options
 from webhook.settings import Settings
 from webhook.store.postgres import PostgresStore, create_pool
 
@@ -27,9 +26,9 @@ Opt = typer.Option
 def dead_letters(
     limit: Annotated[int, Opt(min=1, max=10_000, help="At most this many, newest first.")] = 100,
     json_output: Annotated[bool, Opt("--json", help="Print the rows, payload included, as JSON.")] = False,
-    postgres_dsn: Annotated[Optional[str], Opt(help="PostgreSQL DSN; embedded server if absent.")] = None,
-    data_dir: Annotated[Optional[pathlib.Path], Opt(help="Data dir of the embedded stores.")] = None,
-    cluster_id: Annotated[Optional[str], Opt(help="Cluster id of the history.")] = None,
+    postgres_dsn: options.PostgresDsn = None,
+    data_dir: options.DataDir = None,
+    cluster_id: options.ClusterId = None,
 ) -> None:
     """List decisions PostgreSQL refused: kept as dead letters with the reason (sanitized copy or held)."""
     given = {key: value for key, value in {"postgres_dsn": postgres_dsn, "data_dir": data_dir,

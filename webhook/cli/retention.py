@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import pathlib
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from webhook.cli import common
+from webhook.cli import common, options
 from webhook.retention.policy import Strategy
 from webhook.retention.runner import RetentionReport, RetentionRunner
 from webhook.settings import Settings
@@ -28,9 +27,9 @@ Opt = typer.Option
 
 @app.command("run")
 def run(
-    postgres_dsn: Annotated[Optional[str], Opt(help="PostgreSQL DSN; embedded server if absent.")] = None,
-    data_dir: Annotated[Optional[pathlib.Path], Opt(help="Data dir for the embedded server.")] = None,
-    cluster_id: Annotated[Optional[str], Opt(help="Cluster id whose history to compact.")] = None,
+    postgres_dsn: options.PostgresDsn = None,
+    data_dir: options.DataDir = None,
+    cluster_id: options.ClusterId = None,
     now: Annotated[Optional[str], Opt(help="Pretend it is this RFC 3339 time (default: now).")] = None,
     strategy: Annotated[Optional[Strategy], Opt(help="Use this compaction strategy for every target "
                                                      "instead of each target's own.")] = None,
