@@ -8,6 +8,7 @@ Layering, lowest first (a module imports only from layers at or below its own):
 * ``detection``     — pure pattern detectors: a situation in, findings out.
 * ``decision``      — pure verdicts: findings + restrictions + approvals → a response and its effects.
 * ``metrics``       — the Prometheus metrics every layer above may count in.
+* ``services``      — the background-service protocol (start, stop, health) and the guarded loop.
 * ``tls``           — certificates: issuing, inspecting, rotation planning, reloading contexts.
 * ``store``         — PostgreSQL (system of record), Redis (cache, locks, outbox), migrations,
                       embedded servers; the only I/O on history.

@@ -12,7 +12,7 @@ import pytest
 from webhook.actions.model import ActionEvent, ActorClass, TargetRef
 from webhook.store.migrate import migrate
 from webhook.store.postgres import PostgresStore, create_pool
-from webhook.summaries.repository import Cursor, SummaryRepository
+from webhook.store.summaries import Cursor, SummaryRepository
 
 AGENT = "system:serviceaccount:ops:agent"
 T0 = datetime.datetime(2026, 11, 10, 12, 0, tzinfo=datetime.timezone.utc)

@@ -181,16 +181,16 @@ def test_a_second_user_of_the_data_dir_attaches_and_leaves_the_stores_running() 
 
     scratch = Path(tempfile.mkdtemp(prefix="safety-gate-test-attach-"))
     try:
-        first_settings = Settings(data_dir=scratch)
-        owner = EmbeddedStores.start(first_settings)
+        owner = EmbeddedStores.start(Settings(data_dir=scratch))
+        first_settings = owner.completed(Settings(data_dir=scratch))  # settings are frozen: a completed copy
         try:
             assert owner.role is StoreRole.OWNER
             record = json.loads((scratch / "stores.json").read_text())
             assert record["postgres_dsn"] == first_settings.postgres_dsn
             assert record["redis_url"] == first_settings.redis_url
 
-            second_settings = Settings(data_dir=scratch)
-            attached = EmbeddedStores.start(second_settings, redis=False)
+            attached = EmbeddedStores.start(Settings(data_dir=scratch), redis=False)
+            second_settings = attached.completed(Settings(data_dir=scratch))
             assert attached.role is StoreRole.ATTACHED
             assert second_settings.postgres_dsn == first_settings.postgres_dsn
             assert second_settings.redis_url is None  # asked for PostgreSQL only

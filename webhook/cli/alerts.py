@@ -35,7 +35,7 @@ def run_alerts(settings: Settings, *, namespace: str | None, all_namespaces: boo
         rows = _from_cluster(settings, namespace=namespace, all_namespaces=all_namespaces)
         source = "cluster"
     else:
-        with common.stores(settings, redis=False):
+        with common.stores(settings, redis=False) as settings:
             rows = asyncio.run(_from_postgres(settings, namespace=None if all_namespaces else namespace))
         source = "postgresql"
     if as_json:

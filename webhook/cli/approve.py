@@ -20,7 +20,7 @@ def run_approve(settings: Settings, *, alert: str, reason: str, approved_by: str
         common.err_console.print(f"[red]expected NAMESPACE/ALERT, got {alert!r}[/red]")
         raise SystemExit(2)
     now = datetime.datetime.now(datetime.timezone.utc)
-    if settings.kubeconfig is not None or settings.in_cluster:
+    if settings.kube.kubeconfig is not None or settings.kube.in_cluster:
         from webhook.kube.approvals import ApprovalError, approve_in_cluster
 
         try:
@@ -32,7 +32,7 @@ def run_approve(settings: Settings, *, alert: str, reason: str, approved_by: str
         common.console.print(f"approved {alert} in the cluster as {who} (spec.approval set)")
         return
     who = approved_by or getpass.getuser()
-    with common.stores(settings, redis=False):
+    with common.stores(settings, redis=False) as settings:
         found = asyncio.run(_approve_in_postgres(settings, alert=alert, who=who, reason=reason, now=now))
     if not found:
         common.err_console.print(f"[red]no detection named {alert}[/red]")
@@ -42,10 +42,10 @@ def run_approve(settings: Settings, *, alert: str, reason: str, approved_by: str
 
 async def _approve_in_postgres(settings: Settings, *, alert: str, who: str, reason: str,
                                now: datetime.datetime) -> bool:
-    assert settings.postgres_dsn
-    pool = await create_pool(settings.postgres_dsn, max_size=2)
+    assert settings.stores.postgres_dsn
+    pool = await create_pool(settings.stores.postgres_dsn, max_size=2)
     try:
-        return await PostgresStore(pool, cluster_id=settings.cluster_id).approve(
+        return await PostgresStore(pool, cluster_id=settings.stores.cluster_id).approve(
             alert, approved_by=who, reason=reason, at=now)
     finally:
         await pool.close()

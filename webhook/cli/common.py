@@ -27,8 +27,9 @@ def settings(**flags: Any) -> Settings:
 
 @contextlib.contextmanager
 def stores(config: Settings, *, redis: bool = True, exclusive: bool = False,
-           stop_timeout: float = 30.0) -> Iterator[Any]:
-    """The stores ``config`` lacks a DSN/URL for: embedded ones under the data dir.
+           stop_timeout: float = 30.0) -> Iterator[Settings]:
+    """The stores ``config`` lacks a DSN/URL for: embedded ones under the data dir. Yields
+    ``config`` completed with their addresses (settings are frozen: use the yielded one).
 
     A command on a data dir whose stores another process owns (a serving gate) connects to
     them and leaves them running; otherwise it starts them and stops them on exit.
@@ -44,6 +45,6 @@ def stores(config: Settings, *, redis: bool = True, exclusive: bool = False,
         err_console.print(f"[red]embedded stores: {exc}[/red]", highlight=False)
         raise typer.Exit(1) from None
     try:
-        yield embedded
+        yield embedded.completed(config)
     finally:
         embedded.stop(timeout=stop_timeout)

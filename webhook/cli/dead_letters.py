@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import pathlib
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import asyncpg
 import typer
 from rich.table import Table
 
-from webhook.cli import common, engine
+from webhook.cli import common, engine, options
 from webhook.settings import Settings
 from webhook.store.postgres import PostgresStore, create_pool
 
@@ -27,15 +26,15 @@ Opt = typer.Option
 def dead_letters(
     limit: Annotated[int, Opt(min=1, max=10_000, help="At most this many, newest first.")] = 100,
     json_output: Annotated[bool, Opt("--json", help="Print the rows, payload included, as JSON.")] = False,
-    postgres_dsn: Annotated[Optional[str], Opt(help="PostgreSQL DSN; embedded server if absent.")] = None,
-    data_dir: Annotated[Optional[pathlib.Path], Opt(help="Data dir of the embedded stores.")] = None,
-    cluster_id: Annotated[Optional[str], Opt(help="Cluster id of the history.")] = None,
+    postgres_dsn: options.PostgresDsn = None,
+    data_dir: options.DataDir = None,
+    cluster_id: options.ClusterId = None,
 ) -> None:
     """List decisions PostgreSQL refused: kept as dead letters with the reason (sanitized copy or held)."""
     given = {key: value for key, value in {"postgres_dsn": postgres_dsn, "data_dir": data_dir,
                                            "cluster_id": cluster_id}.items() if value is not None}
     settings = common.settings(**given)
-    with common.stores(settings, redis=False):
+    with common.stores(settings, redis=False) as settings:
         rows = asyncio.run(_fetch(settings, limit=limit))
     if json_output:
         engine.print_json([_jsonable(row) for row in rows])
@@ -53,10 +52,10 @@ def dead_letters(
 
 
 async def _fetch(settings: Settings, *, limit: int) -> list[dict[str, Any]]:
-    assert settings.postgres_dsn
-    pool = await create_pool(settings.postgres_dsn, max_size=2)
+    assert settings.stores.postgres_dsn
+    pool = await create_pool(settings.stores.postgres_dsn, max_size=2)
     try:
-        return await PostgresStore(pool, cluster_id=settings.cluster_id).dead_letters(limit=limit)
+        return await PostgresStore(pool, cluster_id=settings.stores.cluster_id).dead_letters(limit=limit)
     except asyncpg.UndefinedTableError:
         common.err_console.print("[red]no dead_letters table: run safety-gate migrate[/red]")
         raise typer.Exit(1) from None

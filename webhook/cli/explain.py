@@ -25,8 +25,7 @@ def run_explain(settings: Settings, *, source: str, as_json: bool) -> None:
     except BadReview as exc:
         common.err_console.print(f"[red]not an AdmissionReview v1: {exc}[/red]")
         raise typer.Exit(2) from None
-    runtime = engine.runtime_for(settings)
-    with engine.stores(settings):
+    with engine.runtime_on_stores(settings) as runtime:
         result = asyncio.run(_explain(runtime, review.request))
     if as_json:
         engine.print_json(result.response)

@@ -27,7 +27,7 @@ def run_history(settings: Settings, *, target: str, since: str) -> None:
     except DurationError as exc:
         common.err_console.print(f"[red]{exc}[/red]")
         raise SystemExit(2) from None
-    with common.stores(settings, redis=False):
+    with common.stores(settings, redis=False) as settings:
         events = asyncio.run(_load(settings, ref, window))
     table = Table(title=f"{ref.display}: {len(events)} action(s) in the last {since}")
     for column in ("time", "action", "change", "actor", "status", "alert", "effectiveness"):

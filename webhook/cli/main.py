@@ -8,8 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from webhook.cli import common
-from webhook.settings import LogFormat
+from webhook.cli import common, options
 
 app = typer.Typer(
     name="safety-gate",
@@ -31,12 +30,12 @@ def serve(
     validate_client_ca: Annotated[Optional[pathlib.Path], Opt(help="CA (PEM) of the API server's admission client "
                                                                    "certificate: /validate refuses callers "
                                                                    "without one.")] = None,
-    postgres_dsn: Annotated[Optional[str], Opt(help="PostgreSQL DSN; embedded server if absent.")] = None,
-    redis_url: Annotated[Optional[str], Opt(help="Redis URL; embedded server if absent.")] = None,
-    data_dir: Annotated[Optional[pathlib.Path], Opt(help="Data dir for embedded stores and certificates.")] = None,
-    policy: Annotated[Optional[pathlib.Path], Opt(help="OscillationPattern YAML documents.")] = None,
-    kubeconfig: Annotated[Optional[pathlib.Path], Opt(help="Kubeconfig of the cluster (optional).")] = None,
-    cluster_id: Annotated[Optional[str], Opt(help="Cluster id stored with every row.")] = None,
+    postgres_dsn: options.PostgresDsn = None,
+    redis_url: options.RedisUrl = None,
+    data_dir: options.DataDir = None,
+    policy: options.Policy = None,
+    kubeconfig: options.Kubeconfig = None,
+    cluster_id: options.ClusterId = None,
     fail_closed: Annotated[Optional[bool], Opt("--fail-closed/--fail-open", help="Refuse when history is unavailable.")] = None,
     summaries: Annotated[Optional[bool], Opt("--summaries/--no-summaries",
                                              help="Keep ActionHistorySummary/EffectivenessMetric objects "
@@ -45,9 +44,8 @@ def serve(
                                                            "gets 429 + Retry-After. 0: no limit.")] = None,
     max_in_flight_per_actor: Annotated[Optional[int], Opt(min=0, help="Reviews of one actor decided at once "
                                                                      "(16). 0: no limit.")] = None,
-    log_level: Annotated[Optional[str], Opt(help="Log level.")] = None,
-    log_format: Annotated[Optional[LogFormat], Opt(help="Log lines: json, text, or auto (text on a terminal, "
-                                                        "else JSON).")] = None,
+    log_level: options.LogLevel = None,
+    log_format: options.LogFormatOption = None,
     api_token_file: Annotated[Optional[pathlib.Path], Opt(help="Bearer tokens for /api/v1 without a cluster: "
                                                                 "one 'token[,username]' per line.")] = None,
 ) -> None:
@@ -60,15 +58,15 @@ def serve(
 
 @app.command()
 def migrate(
-    postgres_dsn: Annotated[Optional[str], Opt(help="PostgreSQL DSN; embedded server if absent.")] = None,
-    data_dir: Annotated[Optional[pathlib.Path], Opt(help="Data dir for the embedded server.")] = None,
+    postgres_dsn: options.PostgresDsn = None,
+    data_dir: options.DataDir = None,
 ) -> None:
     """Apply the SQL migrations in order, under an advisory lock."""
     from webhook.store.migrate import migrate as run
 
     settings = common.settings(**_given(locals()))
-    with common.stores(settings, redis=False):
-        applied = asyncio.run(run(settings.postgres_dsn))
+    with common.stores(settings, redis=False) as settings:
+        applied = asyncio.run(run(settings.stores.postgres_dsn))
     common.console.print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
 
 
@@ -91,10 +89,10 @@ def approve(
     approved_by: Annotated[Optional[str], Opt(help=(
         "Who approves, without a cluster (default: the OS user). With a cluster the approval records "
         "your Kubernetes identity (SelfSubjectReview); if given, this must match it."))] = None,
-    postgres_dsn: Annotated[Optional[str], Opt()] = None,
-    data_dir: Annotated[Optional[pathlib.Path], Opt()] = None,
-    kubeconfig: Annotated[Optional[pathlib.Path], Opt()] = None,
-    cluster_id: Annotated[Optional[str], Opt()] = None,
+    postgres_dsn: options.PostgresDsn = None,
+    data_dir: options.DataDir = None,
+    kubeconfig: options.Kubeconfig = None,
+    cluster_id: options.ClusterId = None,
 ) -> None:
     """Approve an escalation: the next matching action within 1h is allowed once."""
     from webhook.cli.approve import run_approve
@@ -107,9 +105,9 @@ def approve(
 def history(
     target: Annotated[str, typer.Argument(help="NAMESPACE/KIND/NAME")],
     since: Annotated[str, Opt(help="How far back (e.g. 2h, 7d).")] = "24h",
-    postgres_dsn: Annotated[Optional[str], Opt()] = None,
-    data_dir: Annotated[Optional[pathlib.Path], Opt()] = None,
-    cluster_id: Annotated[Optional[str], Opt()] = None,
+    postgres_dsn: options.PostgresDsn = None,
+    data_dir: options.DataDir = None,
+    cluster_id: options.ClusterId = None,
 ) -> None:
     """Print a target's action timeline."""
     from webhook.cli.history import run_history
@@ -122,11 +120,11 @@ def history(
 def explain(
     file: Annotated[str, typer.Argument(help="An AdmissionReview JSON file, or - for stdin.")],
     json_output: Annotated[bool, Opt("--json", help="Print the AdmissionReview response as JSON.")] = False,
-    postgres_dsn: Annotated[Optional[str], Opt(help="PostgreSQL DSN; embedded server if absent.")] = None,
-    redis_url: Annotated[Optional[str], Opt(help="Redis URL; embedded server if absent.")] = None,
-    data_dir: Annotated[Optional[pathlib.Path], Opt(help="Data dir for embedded stores.")] = None,
-    policy: Annotated[Optional[pathlib.Path], Opt(help="OscillationPattern YAML documents.")] = None,
-    cluster_id: Annotated[Optional[str], Opt(help="Cluster id of the history to judge against.")] = None,
+    postgres_dsn: options.PostgresDsn = None,
+    redis_url: options.RedisUrl = None,
+    data_dir: options.DataDir = None,
+    policy: options.Policy = None,
+    cluster_id: options.ClusterId = None,
 ) -> None:
     """Show what the webhook would answer to one review, and why; records nothing (exit 0 allowed, 1 denied)."""
     from webhook.cli.explain import run_explain
@@ -142,11 +140,11 @@ def replay(
                                 help="Record admitted actions so later reviews see earlier ones (as the webhook).")] = True,
     fresh: Annotated[bool, Opt("--fresh", help="Use a throwaway embedded database; real history is untouched.")] = False,
     json_output: Annotated[bool, Opt("--json", help="Print the decisions as a JSON array.")] = False,
-    postgres_dsn: Annotated[Optional[str], Opt(help="PostgreSQL DSN; embedded server if absent.")] = None,
-    redis_url: Annotated[Optional[str], Opt(help="Redis URL; embedded server if absent.")] = None,
-    data_dir: Annotated[Optional[pathlib.Path], Opt(help="Data dir for embedded stores.")] = None,
-    policy: Annotated[Optional[pathlib.Path], Opt(help="OscillationPattern YAML documents.")] = None,
-    cluster_id: Annotated[Optional[str], Opt(help="Cluster id stored with every row.")] = None,
+    postgres_dsn: options.PostgresDsn = None,
+    redis_url: options.RedisUrl = None,
+    data_dir: options.DataDir = None,
+    policy: options.Policy = None,
+    cluster_id: options.ClusterId = None,
 ) -> None:
     """Run a sequence of reviews through the gate in order and print the decision timeline."""
     from webhook.cli.replay import run_replay
@@ -162,8 +160,8 @@ def alerts(
     json_output: Annotated[bool, Opt("--json", help="Print the rows as JSON.")] = False,
     kubeconfig: Annotated[Optional[pathlib.Path], Opt(help="List OscillationAlerts from this cluster.")] = None,
     postgres_dsn: Annotated[Optional[str], Opt(help="Without a cluster: PostgreSQL DSN of the detections.")] = None,
-    data_dir: Annotated[Optional[pathlib.Path], Opt()] = None,
-    cluster_id: Annotated[Optional[str], Opt()] = None,
+    data_dir: options.DataDir = None,
+    cluster_id: options.ClusterId = None,
 ) -> None:
     """List oscillation alerts (the cluster's OscillationAlerts, or PostgreSQL's detections without one)."""
     from webhook.cli.alerts import run_alerts
@@ -177,14 +175,13 @@ def mcp(
     transport: Annotated[str, Opt(help="stdio or streamable-http.")] = "stdio",
     host: Annotated[str, Opt(help="Address for streamable-http.")] = "127.0.0.1",
     port: Annotated[int, Opt(help="Port for streamable-http.")] = 8000,
-    postgres_dsn: Annotated[Optional[str], Opt(help="PostgreSQL DSN; embedded server if absent.")] = None,
-    redis_url: Annotated[Optional[str], Opt(help="Redis URL; embedded server if absent.")] = None,
-    data_dir: Annotated[Optional[pathlib.Path], Opt(help="Data dir for embedded stores.")] = None,
-    policy: Annotated[Optional[pathlib.Path], Opt(help="OscillationPattern YAML documents.")] = None,
-    cluster_id: Annotated[Optional[str], Opt(help="Cluster id of the history.")] = None,
-    log_level: Annotated[Optional[str], Opt(help="Log level (logs go to stderr).")] = None,
-    log_format: Annotated[Optional[LogFormat], Opt(help="Log lines: json, text, or auto (text on a terminal, "
-                                                        "else JSON).")] = None,
+    postgres_dsn: options.PostgresDsn = None,
+    redis_url: options.RedisUrl = None,
+    data_dir: options.DataDir = None,
+    policy: options.Policy = None,
+    cluster_id: options.ClusterId = None,
+    log_level: options.LogLevel = None,
+    log_format: options.LogFormatOption = None,
 ) -> None:
     """Serve the MCP tools (check_action_history, detect_oscillation_patterns, get_action_effectiveness,
     validate_action_safety) to AI agents."""
@@ -206,16 +203,16 @@ def cleanup(
     from webhook.kube.cleanup import CleanupError, delete_webhook_configuration
 
     settings = common.settings(**_given(locals()))
-    if not settings.webhook_config:
+    if not settings.kube.webhook_config:
         common.err_console.print("[red]--webhook-config (or SAFETY_GATE_WEBHOOK_CONFIG) is required[/red]")
         raise typer.Exit(2)
     try:
-        deleted = delete_webhook_configuration(settings, name=settings.webhook_config)
+        deleted = delete_webhook_configuration(settings, name=settings.kube.webhook_config)
     except CleanupError as exc:
         common.err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     state = "deleted" if deleted else "already gone"
-    common.console.print(f"ValidatingWebhookConfiguration {settings.webhook_config}: {state}")
+    common.console.print(f"ValidatingWebhookConfiguration {settings.kube.webhook_config}: {state}")
 
 
 def _given(values: dict[str, Any], *, skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]

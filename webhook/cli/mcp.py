@@ -16,8 +16,7 @@ from webhook.settings import Settings
 def run_mcp(settings: Settings, *, transport: str, host: str, port: int) -> None:
     from webhook.mcp.server import serve
 
-    logs.configure(settings.log_level, log_format=settings.log_format)
-    runtime = engine.runtime_for(settings)
-    with engine.stores(settings):
+    logs.configure(settings.server.log_level, log_format=settings.server.log_format)
+    with engine.runtime_on_stores(settings) as runtime:
         asyncio.run(serve(runtime, transport=transport, host=host, port=port,  # type: ignore[arg-type]
-                          log_level=settings.log_level))
+                          log_level=settings.server.log_level))

@@ -71,10 +71,8 @@ def run_replay(settings: Settings, *, source: str, record: bool, fresh: bool, as
     except ReplayInputError as exc:
         common.err_console.print(f"[red]{source}: {exc}[/red]")
         raise typer.Exit(2) from None
-    with _maybe_fresh(settings, fresh=fresh):
-        runtime = engine.runtime_for(settings)
-        with engine.stores(settings):
-            rows = asyncio.run(_replay(runtime, entries, record=record))
+    with _maybe_fresh(settings, fresh=fresh) as settings, engine.runtime_on_stores(settings) as runtime:
+        rows = asyncio.run(_replay(runtime, entries, record=record))
     if as_json:
         engine.print_json(rows)
         return
@@ -86,15 +84,13 @@ def run_replay(settings: Settings, *, source: str, record: bool, fresh: bool, as
 
 
 @contextlib.contextmanager
-def _maybe_fresh(settings: Settings, *, fresh: bool) -> Iterator[None]:
+def _maybe_fresh(settings: Settings, *, fresh: bool) -> Iterator[Settings]:
+    """``settings``, or with ``fresh`` a copy on new embedded stores in a scratch data dir."""
     if not fresh:
-        yield
+        yield settings
         return
     with tempfile.TemporaryDirectory(prefix="safety-gate-replay-") as scratch:
-        settings.postgres_dsn = None
-        settings.redis_url = None
-        settings.data_dir = pathlib.Path(scratch)
-        yield
+        yield settings.with_values(postgres_dsn=None, redis_url=None, data_dir=pathlib.Path(scratch))
 
 
 async def _replay(runtime: Runtime, entries: list[Any], *, record: bool) -> list[dict[str, Any]]:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import pathlib
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from webhook.cli import common
+from webhook.cli import common, options
 from webhook.retention.policy import Strategy
 from webhook.retention.runner import RetentionReport, RetentionRunner
 from webhook.settings import Settings
@@ -28,9 +27,9 @@ Opt = typer.Option
 
 @app.command("run")
 def run(
-    postgres_dsn: Annotated[Optional[str], Opt(help="PostgreSQL DSN; embedded server if absent.")] = None,
-    data_dir: Annotated[Optional[pathlib.Path], Opt(help="Data dir for the embedded server.")] = None,
-    cluster_id: Annotated[Optional[str], Opt(help="Cluster id whose history to compact.")] = None,
+    postgres_dsn: options.PostgresDsn = None,
+    data_dir: options.DataDir = None,
+    cluster_id: options.ClusterId = None,
     now: Annotated[Optional[str], Opt(help="Pretend it is this RFC 3339 time (default: now).")] = None,
     strategy: Annotated[Optional[Strategy], Opt(help="Use this compaction strategy for every target "
                                                      "instead of each target's own.")] = None,
@@ -42,7 +41,7 @@ def run(
     flags = {"postgres_dsn": postgres_dsn, "data_dir": data_dir, "cluster_id": cluster_id,
              "retention_max_age_days": max_age_days}
     settings = common.settings(**{key: value for key, value in flags.items() if value is not None})
-    with common.stores(settings, redis=False):
+    with common.stores(settings, redis=False) as settings:
         report = asyncio.run(_run(settings, now=moment, strategy=strategy))
     print_report(report)
     if report.result == "failure":
@@ -63,12 +62,12 @@ def _parse_now(text: str | None) -> datetime.datetime | None:
 
 
 async def _run(settings: Settings, *, now: datetime.datetime | None, strategy: Strategy | None) -> RetentionReport:
-    assert settings.postgres_dsn
-    await migrate(settings.postgres_dsn)
-    pool = await create_pool(settings.postgres_dsn, max_size=3, command_timeout=None)  # a batch job
+    assert settings.stores.postgres_dsn
+    await migrate(settings.stores.postgres_dsn)
+    pool = await create_pool(settings.stores.postgres_dsn, max_size=3, command_timeout=None)  # a batch job
     try:
-        runner = RetentionRunner(pool, cluster_id=settings.cluster_id,
-                                 default_max_age=datetime.timedelta(days=settings.retention_max_age_days))
+        runner = RetentionRunner(pool, cluster_id=settings.stores.cluster_id,
+                                 default_max_age=settings.retention.max_age)
         return await runner.run(now=now, strategy=strategy)
     finally:
         await pool.close()

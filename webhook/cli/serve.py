@@ -27,8 +27,8 @@ from webhook.policy.loader import PolicyError
 from webhook.server import logs
 from webhook.server.app import create_app, create_metrics_app
 from webhook.server.client_auth import RequireClientCertificate, with_peer_certificate
-from webhook.server.runtime import Runtime
-from webhook.server.tasks import GuardedTask
+from webhook.server.runtime import Runtime, load_policies
+from webhook.services import GuardedTask
 from webhook.settings import Settings
 from webhook.tls.reloading import ReloadingServerContext
 
@@ -50,33 +50,43 @@ EMBEDDED_STOP_SECONDS = 8.0
 
 
 def run_server(settings: Settings) -> None:
-    logs.configure(settings.log_level, log_format=settings.log_format)
+    logs.configure(settings.server.log_level, log_format=settings.server.log_format)
     try:
-        runtime = Runtime(settings)
+        policies = load_policies(settings)
     except PolicyError as exc:
         common.err_console.print(f"[red]{exc}[/red]")
         raise SystemExit(2) from None
-    if settings.cert_secret and (settings.tls_cert is not None or settings.tls_key is not None):
-        logger.warning("--tls-cert/--tls-key given: not managing certificates in Secret %s", settings.cert_secret)
-        settings.cert_secret = None
-    if (settings.tls_cert is None or settings.tls_key is None) and settings.cert_secret:
-        from webhook.kube.certificates import bootstrap_serving_files
-
-        pair = bootstrap_serving_files(settings)
-        if pair is not None:
-            settings.tls_cert, settings.tls_key = pair
-    if settings.tls_cert is None or settings.tls_key is None:
-        from webhook.tls.selfsigned import ensure_serving_pair
-
-        _, settings.tls_cert, settings.tls_key = ensure_serving_pair(settings.data_dir / "tls")
+    settings = serving_settings(settings)
     shutdown = Shutdown(bound=SHUTDOWN_BOUND_SECONDS)
     try:
-        with common.stores(settings, exclusive=True, stop_timeout=EMBEDDED_STOP_SECONDS):
+        with common.stores(settings, exclusive=True, stop_timeout=EMBEDDED_STOP_SECONDS) as settings:
+            runtime = Runtime(settings, policies=policies)
             run_event_loop(_serve(settings, runtime, shutdown=shutdown))
     finally:
         shutdown.done()
     if shutdown.signal is not None:
         logger.info("stopped after %s", shutdown.signal.name)
+
+
+def serving_settings(settings: Settings) -> Settings:
+    """``settings`` with the serving pair it will use: the given files, the cluster's pair from the
+    certificate Secret (self-managed), or a local self-signed pair under the data dir."""
+    certificates, server = settings.certificates, settings.server
+    if certificates.self_managed and (server.tls_cert is not None or server.tls_key is not None):
+        logger.warning("--tls-cert/--tls-key given: not managing certificates in Secret %s", certificates.secret)
+        settings = settings.with_values(cert_secret=None)
+    if not settings.server.has_tls_files and settings.certificates.self_managed:
+        from webhook.kube.certificates import bootstrap_serving_files
+
+        pair = bootstrap_serving_files(settings)
+        if pair is not None:
+            settings = settings.with_values(tls_cert=pair[0], tls_key=pair[1])
+    if not settings.server.has_tls_files:
+        from webhook.tls.selfsigned import ensure_serving_pair
+
+        _, cert, key = ensure_serving_pair(settings.stores.data_dir / "tls")
+        settings = settings.with_values(tls_cert=cert, tls_key=key)
+    return settings
 
 
 class Shutdown:
@@ -194,24 +204,24 @@ async def _serve_then_stop_the_others(server: uvicorn.Server, servers: list[uvic
 
 async def _serve(settings: Settings, runtime: Runtime, *, shutdown: Shutdown) -> None:
     app: Any = create_app(settings, runtime=runtime)
-    assert settings.tls_cert is not None and settings.tls_key is not None
+    assert settings.server.tls_cert is not None and settings.server.tls_key is not None
     if settings.validate_client_ca is not None:
         app = RequireClientCertificate(app)
         logger.info("/validate requires a client certificate signed by %s", settings.validate_client_ca)
-    tls = ReloadingServerContext(cert_file=settings.tls_cert, key_file=settings.tls_key,
+    tls = ReloadingServerContext(cert_file=settings.server.tls_cert, key_file=settings.server.tls_key,
                                  client_ca_file=settings.validate_client_ca, client_verify=ssl.CERT_OPTIONAL)
     config = ReloadingTLSConfig(
-        app, tls=tls, host=settings.host, port=settings.port, ssl_certfile=str(settings.tls_cert),
-        ssl_keyfile=str(settings.tls_key), log_config=None, access_log=False, lifespan="on",
+        app, tls=tls, host=settings.server.host, port=settings.server.port, ssl_certfile=str(settings.server.tls_cert),
+        ssl_keyfile=str(settings.server.tls_key), log_config=None, access_log=False, lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SECONDS, timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     servers = [_Server(config)]
-    if settings.metrics_port:
-        metrics_config = uvicorn.Config(create_metrics_app(), host=settings.host, port=settings.metrics_port,
+    if settings.server.metrics_port:
+        metrics_config = uvicorn.Config(create_metrics_app(), host=settings.server.host, port=settings.server.metrics_port,
                                         log_config=None, access_log=False, lifespan="off")
         servers.append(_Server(metrics_config))
     shutdown.servers = servers
-    logger.info("serving on https://%s:%s", settings.host, settings.port)
+    logger.info("serving on https://%s:%s", settings.server.host, settings.server.port)
     watch = _certificate_watch(tls, every=2.0)
     watch.start()
     try:

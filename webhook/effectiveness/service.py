@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 
 import asyncpg
 
-from webhook.effectiveness.aggregate import Aggregate, Scope, aggregate, aggregate_all
+from webhook.effectiveness.aggregate import Aggregate, Scope, ScoredAction, aggregate, aggregate_all
 from webhook.effectiveness.model import Assessment
-from webhook.effectiveness.repository import AssessedAction, EffectivenessRepository
+from webhook.store.effectiveness import (
+    AggregateRow,
+    AssessedAction,
+    EffectivenessRepository,
+    ScoredTrace,
+    Scoring,
+)
 from webhook.store.history import HistoryStore
 
 DEFAULT_PERIOD = datetime.timedelta(days=30)
@@ -23,14 +30,16 @@ class EffectivenessService:
 
     async def assess(self, action_id: int, assessment: Assessment, *,
                      now: datetime.datetime) -> AssessedAction | None:
-        assessed = await self.repository.assess(action_id, assessment, at=now)
+        assessed = await self.history.in_postgres(
+            lambda: self.repository.assess(action_id, scoring(assessment), at=now))
         if assessed is not None:
             await self._forget([assessed])
         return assessed
 
     async def assess_correlation(self, correlation_id: str, assessment: Assessment, *,
                                  now: datetime.datetime) -> list[AssessedAction]:
-        assessed = await self.repository.assess_correlation(correlation_id, assessment, at=now)
+        assessed = await self.history.in_postgres(
+            lambda: self.repository.assess_correlation(correlation_id, scoring(assessment), at=now))
         await self._forget(assessed)
         return assessed
 
@@ -44,15 +53,33 @@ class EffectivenessService:
                      period: datetime.timedelta, now: datetime.datetime) -> list[Aggregate]:
         """Fresh aggregates for one scope, also stored in ``action_effectiveness_metrics``."""
         since = now - period
-        actions = await self.repository.scored(since=since, until=now)
+        actions = scored_actions(await self.repository.scored(since=since, until=now))
         results = aggregate(actions, scope=scope, value=value, action_type=action_type)
-        await self.repository.store_aggregates(results, period_start=since, period_end=now, computed_at=now)
+        await self.repository.store_aggregates(rows_of(results), period_start=since, period_end=now,
+                                               computed_at=now)
         return results
 
     async def refresh(self, *, now: datetime.datetime,
                       period: datetime.timedelta = DEFAULT_PERIOD) -> list[Aggregate]:
         """Every scope, stored: what the periodic job runs."""
         since = now - period
-        results = aggregate_all(await self.repository.scored(since=since, until=now))
-        await self.repository.store_aggregates(results, period_start=since, period_end=now, computed_at=now)
+        results = aggregate_all(scored_actions(await self.repository.scored(since=since, until=now)))
+        await self.repository.store_aggregates(rows_of(results), period_start=since, period_end=now,
+                                               computed_at=now)
         return results
+
+
+def scoring(assessment: Assessment) -> Scoring:
+    return Scoring(score=float(assessment.score), criteria=assessment.criteria.model_dump(),
+                   method=assessment.method.value, notes=assessment.notes)
+
+
+def scored_actions(traces: Sequence[ScoredTrace]) -> list[ScoredAction]:
+    return [ScoredAction(at=t.at, score=t.score, action_type=t.action_type, namespace=t.namespace,
+                         alert_name=t.alert_name, model_used=t.model_used) for t in traces]
+
+
+def rows_of(aggregates: Sequence[Aggregate]) -> list[AggregateRow]:
+    return [AggregateRow(scope_type=a.scope.scope_type, scope_value=a.scope_value, action_type=a.action_type,
+                         sample_size=a.summary.sample_size, mean=a.summary.mean, ci_lower=a.summary.ci_lower,
+                         ci_upper=a.summary.ci_upper, trend=a.summary.trend.value) for a in aggregates]

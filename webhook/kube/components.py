@@ -25,6 +25,7 @@ from webhook.kube.owners import PodOwners
 from webhook.kube.policies import PolicyWatcher
 from webhook.kube.summaries import Summariser
 from webhook.policy.provider import PolicyProvider
+from webhook.services import Loop, Service, ServiceGroup
 from webhook.settings import Settings
 from webhook.store.history import HistoryStore
 from webhook.store.postgres import PostgresStore
@@ -51,6 +52,7 @@ class KubeComponents:
                 client, effectiveness=EffectivenessService(history=history, pool=jobs_pool))
         # Truthful history: admitted changes are confirmed from the cluster (webhook.kube.confirmations).
         self.confirmations = ConfirmationWatch(client, history=history) if history is not None else None
+        self._services = ServiceGroup()
         self.summaries: Summariser | None = None
         if settings.summaries:
             self.summaries = Summariser(
@@ -77,26 +79,27 @@ class KubeComponents:
                 "hpa_for": self.lookups.hpa_for, "context_for": self.kubernaut.context_for,
                 "eviction_for": self.owners.resolve}
 
-    async def start(self) -> None:
-        """Start the background tasks; never waits for the API server (they retry on their own)."""
-        self.policies.start()
-        self.approvals.start()
-        self.alerts.start()
+    def services(self) -> list[Service]:
+        """The background loops, as services the runtime starts and stops with its others; none
+        waits for the API server to start (they retry on their own)."""
+        found: list[Service] = [
+            Loop(name="policy-watcher", start=self.policies.start, stop=self.policies.stop),
+            Loop(name="approval-sync", start=self.approvals.start, stop=self.approvals.stop),
+            Loop(name="alert-writer", start=self.alerts.start, stop=self.alerts.stop),
+        ]
         if self.confirmations is not None:
-            self.confirmations.start()
+            found.append(Loop(name="confirmations", start=self.confirmations.start, stop=self.confirmations.stop))
         if self.assessments is not None:
-            self.assessments.start()
+            found.append(Loop(name="kubernaut-assessments", start=self.assessments.start, stop=self.assessments.stop))
         if self.summaries is not None:
-            self.summaries.start()
+            found.append(Loop(name="summariser", start=self.summaries.start, stop=self.summaries.stop))
+        return found
+
+    async def start(self) -> None:
+        """Start the background tasks without a runtime (tests, tools); the runtime uses ``services``."""
+        self._services = ServiceGroup(self.services())
+        self._services.start()
 
     async def stop(self) -> None:
-        if self.summaries is not None:
-            await self.summaries.stop()
-        if self.assessments is not None:
-            await self.assessments.stop()
-        if self.confirmations is not None:
-            await self.confirmations.stop()
-        await self.alerts.stop()
-        await self.approvals.stop()
-        await self.policies.stop()
+        await self._services.stop()
         self.client.close()

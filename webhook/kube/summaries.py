@@ -6,7 +6,7 @@ How it stays gentle with the API server, whatever the gate is doing:
   take the lock at each pass. Where the leader got to is in PostgreSQL (``summary_cursors``),
   so a new leader neither repeats nor skips work.
 * **Changed targets only, coalesced.** Each pass reads which targets changed since the cursor
-  (:mod:`webhook.summaries.repository`); a hundred actions on one target between two passes are
+  (:mod:`webhook.store.summaries`); a hundred actions on one target between two passes are
   one write. A summary whose content did not change is not written at all.
 * **Bounded writes.** Every request that writes (server-side apply, delete) takes a token from
   one bucket: ``writes_per_second`` sustained, ``burst`` at once. A storm of actions on N targets
@@ -41,12 +41,13 @@ import asyncpg
 from webhook import metrics
 from webhook.actions.model import rfc3339
 from webhook.decision.state import dns_name
-from webhook.effectiveness.repository import EffectivenessRepository
+from webhook.effectiveness.service import scored_actions
 from webhook.kube.client import GROUP, VERSION, ApiException, KubeClient, is_status
+from webhook.store.effectiveness import EffectivenessRepository
+from webhook.store.summaries import Change, Cursor, LeaderLock, SummaryRepository
 from webhook.summaries import effectiveness as em
 from webhook.summaries import targets as ahs
 from webhook.summaries.pacing import TokenBucket
-from webhook.summaries.repository import Change, Cursor, LeaderLock, SummaryRepository
 
 logger = logging.getLogger(__name__)
 
@@ -307,7 +308,7 @@ class Summariser:
         if self._assessed_seen is not None and assessed == self._assessed_seen:
             return
         self._metrics_at = self.clock()
-        actions = await self.scores.scored(since=now - em.PERIOD, until=now)
+        actions = scored_actions(await self.scores.scored(since=now - em.PERIOD, until=now))
         objects = em.effectiveness_metrics(actions, gate_namespace=self.gate_namespace, cluster_id=self.cluster_id)
         for obj in objects:
             obj["status"]["lastAnalysis"] = rfc3339(now)

@@ -19,6 +19,7 @@ from pydantic import Field
 import webhook
 from webhook.mcp import tools
 from webhook.server.runtime import Runtime
+from webhook.store.errors import StoreError
 
 Transport = Literal["stdio", "streamable-http"]
 TOOL_NAMES = ("check_action_history", "detect_oscillation_patterns", "get_action_effectiveness",
@@ -44,6 +45,9 @@ def _tool_errors(fn: Callable[..., Awaitable[_T]]) -> Callable[..., Awaitable[_T
             return await fn(*args, **kwargs)
         except tools.ToolInputError as exc:
             raise ToolError(str(exc)) from exc
+        except StoreError as exc:
+            # What the REST API answers 503: the agent should retry, not take it for an empty history.
+            raise ToolError(f"history store unavailable ({type(exc).__name__}: {exc}); try again") from exc
 
     return wrapper
 

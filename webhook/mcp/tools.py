@@ -2,7 +2,9 @@
 
 They only read. ``validate_action_safety`` goes through ``Gate.review(request, record=False)``,
 the webhook's own path, so its verdict is the one a dry-run admission request gets; the others
-read history with the store's queries and judge it with the same detectors and policies.
+read history through the gate's own ``HistoryStore`` (Redis, PostgreSQL and the outbox, with the
+same fallbacks) and judge it with the same detectors and policies. So during a store outage the
+tools see what the gate sees, and say which store they answered without (``store``).
 Results are JSON-ready dicts (the MCP server returns them as structured content).
 """
 
@@ -21,11 +23,15 @@ from webhook.admission.review import AdmissionRequest
 from webhook.detection.registry import Need, needed_before
 from webhook.engine import report
 from webhook.engine.gate import utcnow
-from webhook.mcp import analysis, queries
+from webhook.mcp import analysis
 from webhook.policy.durations import DurationError, parse_duration
 from webhook.policy.model import PatternType
 from webhook.server.runtime import Runtime
 from webhook.store.confirmation import ActionStatus
+from webhook.store.detections import Detection, DetectionRepository
+from webhook.store.effectiveness import EffectivenessRepository, GroupBy, Statistics
+from webhook.store.errors import Gap, PostgresUnavailable
+from webhook.store.history import HistoryStore
 
 DEFAULT_ACTOR = "system:serviceaccount:safety-gate:mcp-agent"
 MIN_HORIZON = datetime.timedelta(hours=3)
@@ -119,24 +125,80 @@ def _occurrence_json(pattern: PatternType, occurrence: analysis.Occurrence) -> d
             "completed_by": occurrence.completed_by.uid, "times_completed": occurrence.times}
 
 
+def _history(runtime: Runtime) -> HistoryStore:
+    assert runtime.history is not None, "the runtime is started before the tools are served"
+    return runtime.history
+
+
 async def _scan(runtime: Runtime, target: TargetRef, *, start: datetime.datetime,
-                now: datetime.datetime, patterns: Sequence[PatternType] | None = None,
+                now: datetime.datetime, gaps: set[Gap], patterns: Sequence[PatternType] | None = None,
                 ) -> tuple[list[ActionEvent], dict[PatternType, analysis.Occurrence]]:
-    """The target's events since ``start`` and the patterns they complete, under the target's policies."""
-    assert runtime.postgres is not None
+    """The target's events since ``start`` and the patterns they complete, under the target's policies.
+
+    Read as the gate reads them (``HistoryStore``): a warm cache and the outbox answer while
+    PostgreSQL is down; what could not be read whole is added to ``gaps``.
+    """
+    history = _history(runtime)
     policies = runtime.policies().for_target(target, labels=None)
     if patterns is not None:
         policies = {p: policy for p, policy in policies.items() if p in patterns}
     reach = max([p.window for p in policies.values()] + [MIN_HORIZON])
-    events = await runtime.postgres.target_events(target, since=start - reach, until=now)
+    events = await history.target_events(target, since=start - reach, now=now, gaps=gaps)
     actor_events: dict[str, list[ActionEvent]] = {}
     budgets = [policy for pattern, policy in policies.items() if Need.ACTOR_HISTORY in needed_before([pattern])]
     if budgets:
         reach = max(policy.window for policy in budgets)
         for actor in sorted({e.actor for e in events if e.at >= start and e.actor_class is ActorClass.AUTOMATION}):
-            actor_events[actor] = await runtime.postgres.actor_events(actor, since=start - reach)
+            actor_events[actor] = await history.actor_events(actor, since=start - reach, now=now, gaps=gaps)
     found = analysis.scan(events, policies=policies, actor_events=actor_events, start=start)
     return [e for e in events if e.at >= start], found
+
+
+def detection_json(detection: Detection) -> dict[str, Any]:
+    return {
+        "alert": detection.alert, "pattern_type": detection.pattern_type, "severity": detection.severity,
+        "confidence": round(detection.confidence, 3), "strategy": detection.strategy,
+        "enforcement_action": detection.enforcement_action, "phase": detection.phase,
+        "message": detection.message, "summary": detection.summary, "alternative": detection.alternative,
+        "occurrences": detection.occurrences, "denied_requests": detection.denied_requests,
+        "first_seen": detection.first_seen.isoformat(), "last_seen": detection.last_seen.isoformat(),
+        "actor": detection.actor,
+        "cooldown_until": detection.cooldown_until.isoformat() if detection.cooldown_until else None,
+    }
+
+
+async def _detections(runtime: Runtime, target: TargetRef, *, since: datetime.datetime,
+                      gaps: set[Gap]) -> list[dict[str, Any]]:
+    """The gate's detections on the target; none (and a gap) while PostgreSQL, which alone keeps
+    them, is down: the refusals themselves still show in ``validate_action_safety``."""
+    history = _history(runtime)
+    repository = DetectionRepository(history.postgres.pool, cluster_id=history.postgres.cluster_id)
+    try:
+        found = await history.in_postgres(lambda: repository.of_target(target, since=since))
+    except PostgresUnavailable:
+        gaps.add(Gap.POSTGRES_DOWN)
+        return []
+    return [detection_json(d) for d in found]
+
+
+async def _timeline(runtime: Runtime, target: TargetRef, *, since: datetime.datetime,
+                    gaps: set[Gap]) -> list[tuple[ActionEvent, ActionStatus]]:
+    """Every action on the target with its status (not-applied ones included); none (and a gap)
+    while PostgreSQL, which alone keeps the statuses, is down."""
+    history = _history(runtime)
+    try:
+        return await history.in_postgres(lambda: history.postgres.timeline(target, since=since))
+    except PostgresUnavailable:
+        gaps.add(Gap.POSTGRES_DOWN)
+        return []
+
+
+def store_json(runtime: Runtime, gaps: set[Gap]) -> dict[str, Any]:
+    """Which store the answer was given without, as the gate would say it for a decision now."""
+    mode = _history(runtime).mode()
+    return {"mode": mode.value if mode is not None else "healthy",
+            "gaps": sorted(gap.value for gap in gaps),
+            "complete": not any(gap.incomplete for gap in gaps) and Gap.POSTGRES_DOWN not in gaps}
 
 
 # --- check_action_history ---------------------------------------------------------------------
@@ -148,12 +210,11 @@ async def check_action_history(runtime: Runtime, *, namespace: str, resource_kin
     window = _duration("time_range", time_range)
     now = utcnow()
     start = now - window
-    events, found = await _scan(runtime, target, start=start, now=now)
-    assert runtime.postgres is not None
-    detections = await queries.target_detections(runtime.postgres.pool, cluster_id=runtime.postgres.cluster_id,
-                                                 target=target, since=start)
+    gaps: set[Gap] = set()
+    events, found = await _scan(runtime, target, start=start, now=now, gaps=gaps)
+    detections = await _detections(runtime, target, since=start, gaps=gaps)
     # Truthful history: what counted (confirmed, young proposals, recorded) and, apart, what never landed.
-    timeline = await runtime.postgres.timeline(target, since=start)
+    timeline = await _timeline(runtime, target, since=start, gaps=gaps)
     status = {event.uid: state.value for event, state in timeline}
     return {
         "resource": _resource(target),
@@ -165,6 +226,7 @@ async def check_action_history(runtime: Runtime, *, namespace: str, resource_kin
         "patterns": [_occurrence_json(p, o) for p, o in sorted(found.items(), key=lambda kv: kv[0].value)],
         "detections": detections,
         "effectiveness_summary": effectiveness_summary(events),
+        "store": store_json(runtime, gaps),
         "notes": [ANALYSIS_NOTE],
     }
 
@@ -199,10 +261,9 @@ async def detect_oscillation_patterns(runtime: Runtime, *, namespace: str, resou
     policies = runtime.policies().for_target(target, labels=None)
     horizon = max([p.window for p in policies.values()] + [MIN_HORIZON])
     start = now - horizon
-    events, found = await _scan(runtime, target, start=start, now=now, patterns=patterns)
-    assert runtime.postgres is not None
-    detections = await queries.target_detections(runtime.postgres.pool, cluster_id=runtime.postgres.cluster_id,
-                                                 target=target, since=start)
+    gaps: set[Gap] = set()
+    events, found = await _scan(runtime, target, start=start, now=now, gaps=gaps, patterns=patterns)
+    detections = await _detections(runtime, target, since=start, gaps=gaps)
     results = []
     for pattern in patterns:
         policy = policies.get(pattern)
@@ -227,6 +288,7 @@ async def detect_oscillation_patterns(runtime: Runtime, *, namespace: str, resou
         "actions_in_window": len(events),
         "oscillation_detected": any(r["detected"] for r in results),
         "patterns": results,
+        "store": store_json(runtime, gaps),
         "notes": [ANALYSIS_NOTE, "a pattern with checked=false has no policy for this target and is never enforced"],
     }
 
@@ -234,7 +296,7 @@ async def detect_oscillation_patterns(runtime: Runtime, *, namespace: str, resou
 # --- get_action_effectiveness -----------------------------------------------------------------
 
 
-def _scope(scope: str) -> tuple[str, str | None, str | None, str | None]:
+def _scope(scope: str) -> tuple[str, str | None, str | None, GroupBy | None]:
     """``(label, namespace filter, kind filter, group by)`` from the seed's scope names."""
     text = (scope or "global").strip()
     head, _, value = text.replace("/", ":", 1).partition(":")
@@ -242,30 +304,30 @@ def _scope(scope: str) -> tuple[str, str | None, str | None, str | None]:
     if head == "global" and not value:
         return "global", None, None, None
     if head == "namespace":
-        return (f"namespace:{value}", value, None, None) if value else ("namespace", None, None, "namespace")
+        return (f"namespace:{value}", value, None, None) if value else ("namespace", None, None, GroupBy.NAMESPACE)
     if head in ("resource-type", "resource_type", "kind"):
         if value:
             kind = canonical_kind(value)
             return f"resource-type:{kind}", None, kind, None
-        return "resource-type", None, None, "kind"
+        return "resource-type", None, None, GroupBy.KIND
     raise ToolInputError(
         f"scope: {scope!r} is not one of global, namespace, namespace:NAME, resource-type, resource-type:KIND")
 
 
-def _stats(row: Mapping[str, Any] | None) -> dict[str, Any]:
+def _stats(row: Statistics | None) -> dict[str, Any]:
     if row is None:
         return {"total_actions": 0, "sample_size": 0, "mean_score": None, "min_score": None, "max_score": None,
                 "ci95": None}
-    n, mean, stddev = row["assessed"], row["mean"], row["stddev"]
+    n, mean, stddev = row.assessed, row.mean, row.stddev
     ci = None
     if n >= 2 and mean is not None and stddev is not None:
         half = 1.96 * stddev / math.sqrt(n)
         ci = [round(max(0.0, mean - half), 3), round(min(1.0, mean + half), 3)]
     return {
-        "total_actions": row["total"], "sample_size": n,
+        "total_actions": row.total, "sample_size": n,
         "mean_score": None if mean is None else round(mean, 3),
-        "min_score": None if row["min"] is None else round(row["min"], 3),
-        "max_score": None if row["max"] is None else round(row["max"], 3),
+        "min_score": None if row.min is None else round(row.min, 3),
+        "max_score": None if row.max is None else round(row.max, 3),
         "ci95": ci,
     }
 
@@ -279,10 +341,15 @@ async def get_action_effectiveness(runtime: Runtime, *, action_type: str, scope:
     wanted = None if action_type.strip() in ("", "*", "all") else action_type.strip()
     now = utcnow()
     since = now - period
-    assert runtime.postgres is not None
-    pool, cluster = runtime.postgres.pool, runtime.postgres.cluster_id
-    overall = await queries.effectiveness(pool, cluster_id=cluster, since=since, action_type=wanted,
-                                          namespace=namespace, kind=kind, group_by=None)
+    history = _history(runtime)
+    repository = EffectivenessRepository(history.postgres.pool, cluster_id=history.postgres.cluster_id)
+
+    async def statistics(*, action_type: str | None, group_by: GroupBy | None) -> list[Statistics]:
+        # Scores live in PostgreSQL alone: while it is down this raises, and the tool says so.
+        return await history.in_postgres(lambda: repository.statistics(
+            since=since, action_type=action_type, namespace=namespace, kind=kind, group_by=group_by))
+
+    overall = await statistics(action_type=wanted, group_by=None)
     body: dict[str, Any] = {
         "action_type": wanted or "all",
         "scope": label,
@@ -290,14 +357,12 @@ async def get_action_effectiveness(runtime: Runtime, *, action_type: str, scope:
         **_stats(overall[0] if overall else None),
     }
     if group_by is not None:
-        rows = await queries.effectiveness(pool, cluster_id=cluster, since=since, action_type=wanted,
-                                           namespace=namespace, kind=kind, group_by=group_by)
-        body["groups"] = [{"namespace" if group_by == "namespace" else "resource_type": row["grp"], **_stats(row)}
-                          for row in rows]
+        rows = await statistics(action_type=wanted, group_by=group_by)
+        body["groups"] = [{"namespace" if group_by is GroupBy.NAMESPACE else "resource_type": row.group,
+                           **_stats(row)} for row in rows]
     if wanted is None:
-        rows = await queries.effectiveness(pool, cluster_id=cluster, since=since, action_type=None,
-                                           namespace=namespace, kind=kind, group_by="action_type")
-        body["by_action_type"] = {row["grp"]: _stats(row) for row in rows}
+        rows = await statistics(action_type=None, group_by=GroupBy.ACTION_TYPE)
+        body["by_action_type"] = {row.group: _stats(row) for row in rows}
     body["notes"] = ["scores are resource_action_traces.effectiveness_score (0..1); sample_size counts assessed "
                      "actions only, total_actions every recorded one"]
     return body

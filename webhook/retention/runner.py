@@ -39,12 +39,12 @@ import asyncpg
 from webhook.retention import partitions
 from webhook.retention.plan import plan_deletions
 from webhook.retention.policy import DEFAULT_MAX_AGE, RetentionPolicy, Strategy, Trace
+from webhook.store.retention import RetentionRepository
 
 logger = logging.getLogger(__name__)
 
 PER_TARGET = "per-target"
 ALL_NAMESPACES = "all"
-DDL_LOCK_TIMEOUT = "2s"
 
 
 def utcnow() -> datetime.datetime:
@@ -100,6 +100,7 @@ class RetentionRunner:
         self.cluster_id = cluster_id
         self.default_max_age = default_max_age
         self.on_finished = on_finished
+        self.repository = RetentionRepository(pool, cluster_id=cluster_id)
 
     @property
     def lock_name(self) -> str:
@@ -111,17 +112,14 @@ class RetentionRunner:
         held, before any work (a hook for progress output, and for tests that hold a run open)."""
         now = now or utcnow()
         report = RetentionReport(result="skipped", strategy=strategy.value if strategy else PER_TARGET, now=now)
-        async with self.pool.acquire() as leader:
-            if not await leader.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self.lock_name):
+        async with self.repository.leader(self.lock_name) as leading:
+            if not leading:
                 logger.info("retention: another replica holds the lock, skipping this run")
                 self._finished(report)
                 return report
-            try:
-                if on_leader is not None:
-                    await on_leader()
-                await self._run_as_leader(report, strategy=strategy)
-            finally:
-                await leader.execute("SELECT pg_advisory_unlock(hashtext($1))", self.lock_name)
+            if on_leader is not None:
+                await on_leader()
+            await self._run_as_leader(report, strategy=strategy)
         self._finished(report)
         return report
 
@@ -130,12 +128,9 @@ class RetentionRunner:
             self.on_finished(report)
 
     async def _run_as_leader(self, report: RetentionReport, *, strategy: Strategy | None) -> None:
-        report.operation_id = await self.pool.fetchval(
-            "INSERT INTO retention_operations (cluster_id, strategy, namespace, started_at)"
-            " VALUES ($1, $2, NULL, clock_timestamp()) RETURNING id",
-            self.cluster_id, report.strategy)
+        report.operation_id = await self.repository.open_operation(strategy=report.strategy)
         try:
-            report.pattern_examples_marked = await self._mark_pattern_examples()
+            report.pattern_examples_marked = await self.repository.mark_pattern_examples()
             await self._compact_targets(report, strategy=strategy)
             await self._expire_untargeted(report)
             await self._maintain_partitions(report)
@@ -144,108 +139,59 @@ class RetentionRunner:
             logger.exception("retention run failed")
             report.result = "failure"
             report.error = f"{type(exc).__name__}: {exc}"
-        await self.pool.execute(
-            "UPDATE retention_operations SET finished_at = clock_timestamp(), actions_removed = $2,"
-            " partitions_dropped = $3, result = $4, details = $5 WHERE id = $1",
-            report.operation_id, report.actions_removed, report.partitions_dropped, report.result,
-            report.details())
-
-    async def _mark_pattern_examples(self) -> int:
-        status = await self.pool.execute(
-            """
-            UPDATE resource_action_traces t SET is_pattern_example = true
-            FROM (SELECT DISTINCT e->>'requestUid' AS request_uid
-                  FROM oscillation_detections d, jsonb_array_elements(d.evidence) AS e
-                  WHERE d.cluster_id = $1 AND jsonb_typeof(d.evidence) = 'array' AND e ? 'requestUid') AS x
-            WHERE t.cluster_id = $1 AND t.request_uid = x.request_uid AND NOT t.is_pattern_example
-            """,
-            self.cluster_id)
-        return int(status.split()[-1])
+        await self.repository.close_operation(
+            report.operation_id, actions_removed=report.actions_removed,
+            partitions_dropped=report.partitions_dropped, result=report.result, details=report.details())
 
     async def _compact_targets(self, report: RetentionReport, *, strategy: Strategy | None) -> None:
         now = report.now
-        # Targets over their count, or holding something past their age (one pass over the index).
-        targets = await self.pool.fetch(
-            """
-            SELECT h.id, h.max_actions, h.max_age_days, h.compaction_strategy, r.namespace
-            FROM action_histories h JOIN resource_references r ON r.id = h.resource_id
-            JOIN LATERAL (
-                SELECT count(*) AS n, min(action_timestamp) AS oldest FROM resource_action_traces t
-                WHERE t.cluster_id = h.cluster_id AND t.action_history_id = h.id) AS s ON true
-            WHERE h.cluster_id = $1
-              AND (s.n > h.max_actions OR s.oldest < $2::timestamptz - make_interval(days => h.max_age_days))
-            ORDER BY h.id
-            """,
-            self.cluster_id, now)
         by_namespace: dict[str, int] = collections.Counter()
         by_strategy: dict[str, int] = collections.Counter()
-        for target in targets:
+        for target in await self.repository.targets_over_limits(now=now):
             policy = RetentionPolicy(
-                max_actions=target["max_actions"],
-                max_age=datetime.timedelta(days=target["max_age_days"]),
-                strategy=strategy or Strategy(target["compaction_strategy"]),
+                max_actions=target.max_actions,
+                max_age=datetime.timedelta(days=target.max_age_days),
+                strategy=strategy or Strategy(target.compaction_strategy),
             )
-            rows = await self.pool.fetch(
-                "SELECT id, action_timestamp, action_type, effectiveness_score::float8 AS score, is_pattern_example"
-                " FROM resource_action_traces WHERE cluster_id = $1 AND action_history_id = $2",
-                self.cluster_id, target["id"])
-            traces = [Trace(id=row["id"], at=row["action_timestamp"], action_type=row["action_type"],
-                            effectiveness=row["score"], is_pattern_example=row["is_pattern_example"])
-                      for row in rows]
+            traces = [Trace(id=kept.id, at=kept.at, action_type=kept.action_type, effectiveness=kept.score,
+                            is_pattern_example=kept.is_pattern_example)
+                      for kept in await self.repository.traces(target.history_id)]
             doomed = plan_deletions(traces, policy=policy, now=now)
             report.targets_examined += 1
             if not doomed:
                 continue
             cutoff = now - policy.max_age
             report.aged_out += sum(1 for trace in traces if trace.id in doomed and trace.at < cutoff)
-            status = await self.pool.execute(
-                "DELETE FROM resource_action_traces WHERE cluster_id = $1 AND action_history_id = $2"
-                " AND id = ANY($3::bigint[])",
-                self.cluster_id, target["id"], sorted(doomed))
-            removed = int(status.split()[-1])
+            removed = await self.repository.delete_traces(target.history_id, sorted(doomed))
             report.actions_removed += removed
-            by_namespace[target["namespace"]] += removed
+            by_namespace[target.namespace] += removed
             by_strategy[policy.strategy.value] += removed
         report.removed_by_namespace = dict(by_namespace)
         report.removed_by_strategy = dict(by_strategy)
 
     async def _expire_untargeted(self, report: RetentionReport) -> None:
-        status = await self.pool.execute(
-            "DELETE FROM resource_action_traces WHERE cluster_id = $1 AND action_history_id IS NULL"
-            " AND action_timestamp < $2", self.cluster_id, report.now - self.default_max_age)
-        removed = int(status.split()[-1])
+        removed = await self.repository.expire_untargeted(before=report.now - self.default_max_age)
         report.untargeted_removed = removed
         report.aged_out += removed
         report.actions_removed += removed
 
     async def partition_max_age(self) -> datetime.timedelta:
         """The age beyond which no target of any cluster keeps anything."""
-        longest = await self.pool.fetchval("SELECT max(max_age_days) FROM action_histories")
+        longest = await self.repository.longest_max_age_days()
         return max(self.default_max_age, datetime.timedelta(days=longest or 0))
 
     async def _maintain_partitions(self, report: RetentionReport) -> None:
         for month in partitions.months_to_create(report.now):
             name = partitions.partition_name(month)
-            async with self.pool.acquire() as connection:
-                exists = await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", name)
-                if not exists:
-                    await connection.execute("SELECT sg_ensure_partition($1)", month)
-                    report.partitions_created.append(name)
-        existing = await self.pool.fetch(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = 'resource_action_traces'::regclass")
+            if await self.repository.ensure_partition(month, name=name):
+                report.partitions_created.append(name)
         max_age = await self.partition_max_age()
-        for name in partitions.partitions_to_drop([row["relname"] for row in existing], now=report.now,
+        for name in partitions.partitions_to_drop(await self.repository.partitions(), now=report.now,
                                                   max_age=max_age):
-            async with self.pool.acquire() as connection:
-                try:
-                    async with connection.transaction():
-                        await connection.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
-                        rows = await connection.fetchval(f'SELECT count(*) FROM "{name}"')
-                        await connection.execute(f'DROP TABLE IF EXISTS "{name}"')
-                except asyncpg.LockNotAvailableError:
-                    logger.warning("retention: partition %s busy, dropping it on the next run", name)
-                    report.partitions_kept_busy.append(name)
-                    continue
+            rows = await self.repository.drop_partition(name)
+            if rows is None:
+                logger.warning("retention: partition %s busy, dropping it on the next run", name)
+                report.partitions_kept_busy.append(name)
+                continue
             report.partitions_dropped.append(name)
             report.partition_rows_dropped += rows

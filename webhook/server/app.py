@@ -7,6 +7,7 @@ import gc
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.routing import Route
 
 from webhook.server import api, health, validate
@@ -31,17 +32,19 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Starlet
         finally:
             await runtime.stop()
 
+    state = State()  # shared with the API's own application (its handlers read the gate from it)
     routes = [
         Route("/validate", validate.validate, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", health.metrics_endpoint, methods=["GET"]),
-        api.mount(settings),  # /api/v1/*: history, effectiveness, safety-check, openapi.json
+        api.mount(settings, state=state),  # /api/v1/*: history, effectiveness, safety-check, openapi.json
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.state = state
     app.state.settings = settings
     # Reviews being decided, in total and per actor (validate.py answers at once beyond the limits).
-    app.state.slots = Slots(limit=settings.max_in_flight, per_actor=settings.max_in_flight_per_actor)
+    app.state.slots = Slots(limit=settings.overload.max_in_flight, per_actor=settings.overload.max_in_flight_per_actor)
     app.state.runtime = runtime
     return app
 

@@ -8,7 +8,13 @@ from starlette.responses import JSONResponse, Response
 
 
 async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
+    """Always 200 while the process answers (the liveness probe); ``services`` says how each
+    background loop is doing, for people: a failing loop retries on its own, a restart would not help."""
+    runtime = getattr(request.app.state, "runtime", None)
+    services = runtime.service_health() if runtime is not None else {}
+    return JSONResponse({"status": "ok", "services": {
+        name: {"state": h.state.value, "failures": h.failures, **({"last_error": h.last_error} if h.last_error else {})}
+        for name, h in services.items()}})
 
 
 async def readyz(request: Request) -> JSONResponse:

@@ -1,6 +1,8 @@
-"""Background jobs of a serving gate: retention every ``retention_interval`` seconds (only the
-replica holding the leader lock does the work) and a refresh of the effectiveness aggregates
-(every replica, so each publishes ``ai_action_effectiveness_score`` from its own /metrics)."""
+"""Background jobs of a serving gate, as services: retention every ``retention_interval`` seconds
+(only the replica holding the leader lock does the work) and a refresh of the effectiveness
+aggregates every ``effectiveness_interval`` seconds (every replica, so each publishes
+``ai_action_effectiveness_score`` from its own /metrics). Either interval at 0 turns its job off.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +15,14 @@ from webhook import metrics
 from webhook.effectiveness.service import EffectivenessService
 from webhook.retention.runner import ALL_NAMESPACES, RetentionReport, RetentionRunner
 from webhook.server.api.effectiveness import publish
-from webhook.server.tasks import GuardedTask
+from webhook.services import GuardedTask, Service
 from webhook.settings import Settings
 from webhook.store.history import HistoryStore
 
 logger = logging.getLogger(__name__)
+
+#: The first run comes soon after start (a fresh replica catches up), not a whole interval later.
+FIRST_RUN_SECONDS = 60.0
 
 
 def count_run(report: RetentionReport) -> None:
@@ -30,28 +35,23 @@ def count_run(report: RetentionReport) -> None:
                     report.actions_removed, ", ".join(report.partitions_dropped) or "none")
 
 
-def start_jobs(settings: Settings, *, history: HistoryStore, pool: asyncpg.Pool) -> list[GuardedTask]:
+def job_services(settings: Settings, *, history: HistoryStore, pool: asyncpg.Pool) -> list[Service]:
     """``pool`` is the batch pool: no 2s statement timeout (a retention run over ten million
     actions takes seconds). The jobs are guarded tasks: a SIGTERM in the middle of a run stops them
     within their bound instead of waiting for the run (or a swallowed cancellation) to end."""
-    if not settings.retention_interval:
-        return []
-    cluster_id = history.postgres.cluster_id
-    runner = RetentionRunner(pool, cluster_id=cluster_id,
-                             default_max_age=datetime.timedelta(days=settings.retention_max_age_days),
-                             on_finished=count_run)
-    effectiveness = EffectivenessService(history=history, pool=pool)
+    jobs: list[Service] = []
+    if settings.retention.interval:
+        runner = RetentionRunner(pool, cluster_id=history.postgres.cluster_id,
+                                 default_max_age=settings.retention.max_age,
+                                 on_finished=count_run)
+        jobs.append(GuardedTask(name="retention", step=runner.run, interval=settings.retention.interval,
+                                first_delay=min(settings.retention.interval, FIRST_RUN_SECONDS)))
+    if settings.retention.effectiveness_interval:
+        effectiveness = EffectivenessService(history=history, pool=pool)
 
-    async def refresh() -> None:
-        publish(await effectiveness.refresh(now=datetime.datetime.now(datetime.timezone.utc)))
+        async def refresh() -> None:
+            publish(await effectiveness.refresh(now=datetime.datetime.now(datetime.timezone.utc)))
 
-    # The first run comes soon after start (a fresh replica catches up), not a whole interval later.
-    jobs = [
-        GuardedTask(name="retention", step=runner.run, interval=settings.retention_interval,
-                    first_delay=min(settings.retention_interval, 60.0)),
-        GuardedTask(name="effectiveness", step=refresh, interval=min(settings.retention_interval, 300.0),
-                    first_delay=min(settings.retention_interval, 60.0)),
-    ]
-    for job in jobs:
-        job.start()
+        jobs.append(GuardedTask(name="effectiveness", step=refresh, interval=settings.retention.effectiveness_interval,
+                                first_delay=min(settings.retention.effectiveness_interval, FIRST_RUN_SECONDS)))
     return jobs

@@ -27,8 +27,8 @@ from webhook.engine.gate import Gate
 from webhook.policy.loader import load_policy_file
 from webhook.policy.provider import PolicyProvider
 from webhook.server import validate
-from webhook.server.jobs import start_jobs
-from webhook.server.tasks import GuardedTask
+from webhook.server.jobs import job_services
+from webhook.services import GuardedTask, Health, ServiceGroup, bounded
 from webhook.settings import Settings
 from webhook.store.cache import RedisCache
 from webhook.store.history import HistoryStore
@@ -73,6 +73,14 @@ class EmbeddedStores:
     owner: Any = None       # webhook.store.embedded.StoreOwner: who we attached to
     claim: Any = None       # webhook.store.embedded.DataDirClaim, held by an owner
     supervisor: Any = None  # webhook.store.embedded.StoreSupervisor of an owner
+    postgres_dsn: str | None = None  # where the embedded (owned or attached) PostgreSQL listens
+    redis_url: str | None = None
+
+    def completed(self, settings: Settings) -> Settings:
+        """``settings`` with the addresses of the embedded stores filled in (a new, frozen copy)."""
+        changes = {key: value for key, value in (("postgres_dsn", self.postgres_dsn),
+                                                 ("redis_url", self.redis_url)) if value}
+        return settings.with_values(**changes) if changes else settings
 
     @classmethod
     def start(cls, settings: Settings, *, redis: bool = True, exclusive: bool = False) -> EmbeddedStores:
@@ -81,13 +89,13 @@ class EmbeddedStores:
         ``exclusive`` (``serve``): this process must own them; waits up to ``CLAIM_WAIT_SECONDS``
         for another owner to leave, then fails naming it.
         """
-        need_postgres = not settings.postgres_dsn
-        need_redis = redis and not settings.redis_url
+        need_postgres = not settings.stores.postgres_dsn
+        need_redis = redis and not settings.stores.redis_url
         if not (need_postgres or need_redis):
             return cls()
         from webhook.store.embedded import DataDirClaim, EmbeddedServerError
 
-        claim = DataDirClaim(data_dir=settings.data_dir.resolve())
+        claim = DataDirClaim(data_dir=settings.stores.data_dir.resolve())
         if exclusive:
             deadline = time.monotonic() + CLAIM_WAIT_SECONDS
             while not claim.try_claim():
@@ -118,27 +126,24 @@ class EmbeddedStores:
                                              (redis, owner.redis_url, "Redis", "--redis-url")):
             if needed and not address:
                 raise EmbeddedServerError(
-                    f"{owner.describe()} uses the data dir {settings.data_dir} with an external {what}; "
+                    f"{owner.describe()} uses the data dir {settings.stores.data_dir} with an external {what}; "
                     f"pass {flag} too")
-        if postgres:
-            settings.postgres_dsn = owner.postgres_dsn
-        if redis:
-            settings.redis_url = owner.redis_url
-        logger.info("using the embedded stores of %s in %s", owner.describe(), settings.data_dir)
-        return cls(role=StoreRole.ATTACHED, owner=owner)
+        logger.info("using the embedded stores of %s in %s", owner.describe(), settings.stores.data_dir)
+        return cls(role=StoreRole.ATTACHED, owner=owner, postgres_dsn=owner.postgres_dsn if postgres else None,
+                   redis_url=owner.redis_url if redis else None)
 
     def _start_owned(self, settings: Settings, *, postgres: bool, redis: bool) -> None:
         from webhook.store.embedded import EmbeddedPostgres, EmbeddedRedis, StoreSupervisor
 
-        data_dir = settings.data_dir.resolve()
+        data_dir = settings.stores.data_dir.resolve()
         if postgres:
             self.postgres = EmbeddedPostgres(data_dir=data_dir / "postgres")
             self.postgres.start()
-            settings.postgres_dsn = self.postgres.dsn
+            self.postgres_dsn = self.postgres.dsn
         if redis:
             self.redis = EmbeddedRedis(data_dir=data_dir / "redis")
             self.redis.start()
-            settings.redis_url = self.redis.url
+            self.redis_url = self.redis.url
         self.claim.publish(postgres_dsn=self.postgres.dsn if self.postgres else None,
                            redis_url=self.redis.url if self.redis else None)
         self.supervisor = StoreSupervisor(servers=[s for s in (self.postgres, self.redis) if s is not None])
@@ -161,10 +166,17 @@ class EmbeddedStores:
             self.claim = None
 
 
+def load_policies(settings: Settings) -> PolicyProvider:
+    """The file's OscillationPatterns over the defaults; raises ``PolicyError`` naming the problem."""
+    return PolicyProvider(file_policies=load_policy_file(settings.policy) if settings.policy else ())
+
+
 class Runtime:
     """Owns the stores, the gate and the background upkeep loop of one ``serve`` process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, policies: PolicyProvider | None = None) -> None:
+        """``policies``: already loaded from ``settings.policy`` (``serve`` loads them before it
+        starts the stores, to report a bad file at once)."""
         self.settings = settings
         self.postgres: PostgresStore | None = None
         self.jobs_pool: asyncpg.Pool | None = None
@@ -175,30 +187,29 @@ class Runtime:
         self.kube: Any = None  # webhook.kube.components.KubeComponents when a cluster is configured
         self.certificates: Any = None  # webhook.kube.certificates.CertificateRotator (self-managed TLS)
         self.migrated = False
-        self._upkeep: GuardedTask | None = None
-        self._jobs: list[GuardedTask] = []
+        # Every background loop of the process (DESIGN §7): started in ``start``, stopped together.
+        self.services = ServiceGroup()
         self._spool_lock: int | None = None
-        self.policies = PolicyProvider(
-            file_policies=load_policy_file(settings.policy) if settings.policy else ())
+        self.policies = policies if policies is not None else load_policies(settings)
 
     async def start(self) -> None:
         settings = self.settings
-        assert settings.postgres_dsn, "a PostgreSQL DSN is required (or embedded mode)"
+        assert settings.stores.postgres_dsn, "a PostgreSQL DSN is required (or embedded mode)"
         # Two pools: admission queries (short timeout, no reset round trip) and batch work —
         # retention, aggregates, summaries — whose statements over a large history may take longer.
-        pool = await create_pool(settings.postgres_dsn, min_size=0, reset_sessions=False)
-        self.jobs_pool = await create_pool(settings.postgres_dsn, min_size=0, max_size=4, command_timeout=None)
-        self.postgres = PostgresStore(pool, cluster_id=settings.cluster_id)
+        pool = await create_pool(settings.stores.postgres_dsn, min_size=0, reset_sessions=False)
+        self.jobs_pool = await create_pool(settings.stores.postgres_dsn, min_size=0, max_size=4, command_timeout=None)
+        self.postgres = PostgresStore(pool, cluster_id=settings.stores.cluster_id)
         await self._migrate()
-        if settings.redis_url:
-            self.cache = RedisCache.from_url(settings.redis_url, cluster_id=settings.cluster_id,
+        if settings.stores.redis_url:
+            self.cache = RedisCache.from_url(settings.stores.redis_url, cluster_id=settings.stores.cluster_id,
                                              horizon=CACHE_HORIZON)
-        spool, self._spool_lock = claim_spool(settings.data_dir / "spool")
-        outbox = Outbox(redis=self.cache.client if self.cache else None, stream=f"sg:{settings.cluster_id}:outbox",
+        spool, self._spool_lock = claim_spool(settings.stores.data_dir / "spool")
+        outbox = Outbox(redis=self.cache.client if self.cache else None, stream=settings.stores.outbox_stream,
                         spool=spool)
         self.history = HistoryStore(postgres=self.postgres, cache=self.cache, outbox=outbox)
-        self.lock_pool = await open_lock_pool(settings.postgres_dsn)  # lock waits never take decisions' connections
-        self.history.locks = AdvisoryLocks(self.lock_pool, cluster_id=settings.cluster_id)
+        self.lock_pool = await open_lock_pool(settings.stores.postgres_dsn)  # lock waits never take decisions' connections
+        self.history.locks = AdvisoryLocks(self.lock_pool, cluster_id=settings.stores.cluster_id)
         from webhook.kube.components import KubeComponents
 
         self.kube = KubeComponents.create(settings, postgres=self.postgres, policies=self.policies,
@@ -208,28 +219,33 @@ class Runtime:
             history=self.history,
             policies=self.policies,
             rules=settings.actor_rules(),
-            excluded_namespaces=settings.excluded_namespaces,
-            cluster_namespace=settings.namespace,
-            fail_closed=settings.fail_closed,
+            excluded_namespaces=settings.kube.excluded_namespaces,
+            cluster_namespace=settings.kube.namespace,
+            fail_closed=settings.stores.fail_closed,
             on_decision=validate.observe,
         )
         if self.kube is not None:
-            await self.kube.start()
-            if settings.cert_secret:  # self-managed certificates: keep Secret, caBundle and files current
+            for service in self.kube.services():
+                self.services.add(service)
+            if settings.certificates.secret:  # self-managed certificates: keep Secret, caBundle and files current
                 from webhook.kube.certificates import CertificateRotator
 
                 self.certificates = CertificateRotator.from_settings(settings, api_client=self.kube.client.api_client)
-                self.certificates.start(interval=settings.cert_check_interval)
+                interval = settings.certificates.check_interval
+                self.services.add(GuardedTask(name="certificate-rotation", step=self.certificates.sync_async,
+                                              interval=interval, first_delay=0, retry_interval=min(interval, 5.0),
+                                              on_stopped=self.certificates.stop))
         await self.upkeep()
-        self._upkeep = GuardedTask(name="store-upkeep", step=self.upkeep, interval=settings.upkeep_interval)
-        self._upkeep.start()
-        self._jobs = start_jobs(settings, history=self.history, pool=self.jobs_pool)  # retention, aggregates
+        self.services.add(GuardedTask(name="store-upkeep", step=self.upkeep, interval=settings.stores.upkeep_interval))
+        for job in job_services(settings, history=self.history, pool=self.jobs_pool):  # retention, aggregates
+            self.services.add(job)
+        self.services.start()
 
     async def _migrate(self) -> None:
         """Migrate at start; if PostgreSQL is down, start anyway (decisions use the cache) and retry."""
-        assert self.settings.postgres_dsn
+        assert self.settings.stores.postgres_dsn
         try:
-            await asyncio.wait_for(migrate(self.settings.postgres_dsn), 30)
+            await asyncio.wait_for(migrate(self.settings.stores.postgres_dsn), 30)
             self.migrated = True
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             logger.error("cannot migrate postgres yet, will retry: %s", exc)
@@ -246,21 +262,16 @@ class Runtime:
         return checks
 
     async def stop(self) -> None:
-        """Stop every loop and close every connection, each step within its bound.
+        """Stop every service and close every connection, each step within its bound.
 
-        Called by the lifespan after uvicorn answered the in-flight reviews: the background loops
-        stop together, then the Kubernetes edge, then the clients together: three steps of at most
-        ``STOP_STEP_SECONDS`` each. Nothing here waits without a bound, so SIGTERM ends within the bound
-        documented in the user guide.
+        Called by the lifespan after uvicorn answered the in-flight reviews: the services (store
+        upkeep, jobs, certificates, the Kubernetes watchers and writers) stop together, then the
+        Kubernetes client and the store clients: steps of at most ``STOP_STEP_SECONDS`` each.
+        Nothing here waits without a bound, so SIGTERM ends within the bound documented in the user guide.
         """
-        loops = [job.stop(timeout=STOP_STEP_SECONDS) for job in self._jobs]
-        if self._upkeep is not None:
-            loops.append(self._upkeep.stop(timeout=STOP_STEP_SECONDS))
-        await asyncio.gather(*loops)
-        if self.certificates is not None:
-            await _bounded(self.certificates.stop(), what="certificate rotation")
+        await self.services.stop(timeout=STOP_STEP_SECONDS)
         if self.kube is not None:
-            await _bounded(self.kube.stop(), what="the Kubernetes components")
+            self.kube.client.close()
         await asyncio.gather(*(client for client in (
             _bounded(self.cache.close(), what="the Redis client") if self.cache is not None else None,
             _close_pool(self.postgres.pool if self.postgres is not None else None),
@@ -270,6 +281,9 @@ class Runtime:
         if self._spool_lock is not None:
             os.close(self._spool_lock)
             self._spool_lock = None
+
+    def service_health(self) -> dict[str, Health]:
+        return self.services.health()
 
     def policies_synced(self) -> bool:
         """Without a cluster there is nothing to wait for; with one, the first list of policies."""
@@ -289,16 +303,7 @@ STOP_STEP_SECONDS = 3.0
 
 
 async def _bounded(step: Awaitable[object], *, what: str, timeout: float = STOP_STEP_SECONDS) -> bool:
-    """Await ``step`` for at most ``timeout`` seconds; False (logged) when it had to be left behind."""
-    task = asyncio.ensure_future(step)
-    done, _ = await asyncio.wait({task}, timeout=timeout)
-    if not done:
-        task.cancel()
-        logger.error("stopping %s took over %.0fs; going on without it", what, timeout)
-        return False
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("stopping %s failed", what, exc_info=task.exception())
-    return True
+    return await bounded(step, what=f"stopping {what}", timeout=timeout)
 
 
 async def _close_pool(pool: asyncpg.Pool | None) -> None:

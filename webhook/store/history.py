@@ -203,7 +203,9 @@ class HistoryStore:
                             gaps: set[Gap] | None = None) -> list[ActionEvent]:
         events = await self._read("target", target.key, since=since, now=now, gaps=gaps,
                                   load=lambda horizon: self.postgres.target_events(target, since=horizon))
-        return await self._with_pending(events, since=since, keep=lambda e: e.target == target)
+        # by key: a reader that names the target without its apiVersion (an MCP tool) sees the same events
+        return await self._with_pending(events, since=since,
+                                        keep=lambda e: e.target is not None and e.target.key == target.key)
 
     async def actor_events(self, actor: str, *, since: datetime.datetime, now: datetime.datetime,
                            gaps: set[Gap] | None = None) -> list[ActionEvent]:
@@ -300,6 +302,13 @@ class HistoryStore:
             return await self._pg(lambda: self.postgres.target_effectiveness(target))
         except PostgresUnavailable:
             return {}
+
+    async def in_postgres(self, query: Callable[[], Awaitable[T]]) -> T:
+        """Run a repository call (detections, effectiveness, the action log: SQL outside the decision
+        path) with the store's own failure handling: ``PostgresUnavailable`` at once while PostgreSQL
+        is marked down, and the store marked down when the call finds it gone, so the gate, the API
+        and the MCP tools share one view of the outage."""
+        return await self._pg(query)
 
     # --- writes -------------------------------------------------------------------------------
 

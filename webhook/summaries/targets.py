@@ -1,5 +1,7 @@
 """One ``ActionHistorySummary`` per target with history. Pure: facts from PostgreSQL in, object out.
 
+The facts (``TargetFacts`` and its parts) are read by ``webhook.store.summaries``.
+
 The status follows the seed's ``ActionHistory`` status (``totalActions``, ``lastActionTime``,
 ``detectedPatterns``, ``effectivenessMetrics``) plus what a person needs next to it: how busy
 the last 24 hours were, by action type, and the cooling period or block in force. Two flat
@@ -9,61 +11,22 @@ separated) and ``status.effectiveness.overallScore``.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from webhook.actions.model import TargetRef, rfc3339
 from webhook.decision.state import dns_name
 from webhook.effectiveness.stats import Sample, trend
 from webhook.policy.model import API_GROUP
+from webhook.store.summaries import RECENT, ActiveRestriction, DetectedPattern, ScoredSample, TargetFacts
+
+__all__ = ["RECENT", "ActiveRestriction", "DetectedPattern", "ScoredSample", "TargetFacts", "target_summary",
+           "summary_name", "effectiveness", "rounded"]
 
 API_VERSION = f"{API_GROUP}/v1"
 KIND = "ActionHistorySummary"
 PLURAL = "actionhistorysummaries"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "safety-gate"}
-RECENT = datetime.timedelta(hours=24)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DetectedPattern:
-    """One pattern detected on the target: its OscillationAlert's record in PostgreSQL."""
-
-    pattern_type: str
-    severity: str
-    occurrences: int
-    last_seen: datetime.datetime
-    confidence: float
-    alert: str  # namespace/name of the OscillationAlert
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ScoredSample:
-    at: datetime.datetime
-    action_type: str
-    score: float
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ActiveRestriction:
-    pattern: str
-    strategy: str  # cooling-period | block-action
-    until: datetime.datetime
-    alert: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TargetFacts:
-    """Everything a summary says about one target, as read in one pass."""
-
-    target: TargetRef
-    total_actions: int
-    last_action_at: datetime.datetime | None
-    recent: Mapping[str, int] = dataclasses.field(default_factory=dict)  # action type → count in the last 24h
-    patterns: Sequence[DetectedPattern] = ()
-    scores: Sequence[ScoredSample] = ()
-    restriction: ActiveRestriction | None = None
 
 
 def summary_name(target: TargetRef) -> str:

@@ -8,7 +8,7 @@ import pathlib
 import webhook
 
 ROOT = pathlib.Path(webhook.__file__).parent
-ORDER = ["actions", "policy", "admission", "detection", "decision", "metrics", "tls", "settings", "store",
+ORDER = ["actions", "policy", "admission", "detection", "decision", "metrics", "services", "tls", "settings", "store",
          "effectiveness", "retention", "summaries", "engine", "kube", "server", "mcp", "cli"]
 PEERS = {frozenset({"effectiveness", "retention"})}  # one level: they may use each other
 

@@ -8,63 +8,83 @@
   TokenReview; the user it names must pass a SubjectAccessReview for ``oscillationalerts`` in
   ``ai.prometheus-alerts-slm.io`` (cluster-wide) with verb ``get`` for reads and ``create`` for
   writes — the people who may see and raise alerts may read history and record assessments.
-  Answers are cached for :data:`CACHE_SECONDS` (30s) per token and verb, so a busy client costs
-  the API server two reviews per half minute, and a revoked token lingers at most that long.
+  Answers are cached for 30s per token and verb (``webhook.kube.tokenreview``), so a busy client
+  costs the API server two reviews per half minute, and a revoked token lingers at most that long.
 * With both configured, the token file is checked first.
 * With neither, every request is refused with 401 and a message saying how to configure one.
 
 Missing or unknown token: 401 with ``WWW-Authenticate: Bearer``. Known but not allowed: 403.
+
+This is a starlette ``AuthenticationBackend``: ``AuthenticationMiddleware`` runs it before every
+protected route and puts the user in ``request.user``; a refusal becomes the JSON error here.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import hashlib
 import hmac
 import logging
 import pathlib
-import time
-from typing import Any, Protocol
 
-from starlette.requests import Request
+from starlette.authentication import AuthCredentials, AuthenticationBackend, AuthenticationError, BaseUser
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
 
-from webhook.server.api.errors import ApiError
+from webhook.kube.tokenreview import SAR_GROUP, SAR_RESOURCE, ReviewUnavailable, TokenReviewer
 from webhook.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-CACHE_SECONDS = 30.0
 REALM = 'Bearer realm="safety-gate"'
-SAR_GROUP = "ai.prometheus-alerts-slm.io"
-SAR_RESOURCE = "oscillationalerts"
+SCOPE = "api"
+# Reads need ``get`` on oscillationalerts, writes ``create``.
+VERBS = {"GET": "get", "HEAD": "get", "POST": "create"}
 HOW_TO = ("configure API authentication: start the gate with --api-token-file FILE "
           "(or SAFETY_GATE_API_TOKEN_FILE; one 'token[,username]' per line), or give it a cluster "
           "(--kubeconfig or in-cluster) to check bearer tokens with TokenReview")
 
 
-@dataclasses.dataclass(frozen=True)
-class Principal:
-    username: str
-    source: str  # "token-file" | "kubernetes"
+class ApiUser(BaseUser):
+    def __init__(self, *, username: str, source: str) -> None:
+        self.username = username
+        self.source = source  # "token-file" | "kubernetes"
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.username
 
 
-def unauthenticated(message: str) -> ApiError:
-    return ApiError(401, message, headers={"WWW-Authenticate": REALM})
+class Refused(AuthenticationError):
+    """Why a request may not use the API, with the status it is answered with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
-def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
+def unauthenticated(message: str) -> Refused:
+    return Refused(401, message)
+
+
+def refused(conn: HTTPConnection, exc: Exception) -> JSONResponse:
+    """``AuthenticationMiddleware``'s ``on_error``: the API's JSON error shape."""
+    status = exc.status if isinstance(exc, Refused) else 401
+    headers = {"WWW-Authenticate": REALM} if status == 401 else {"Retry-After": "5"} if status == 503 else {}
+    return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
+
+
+def bearer_token(conn: HTTPConnection) -> str:
+    header = conn.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if not header:
         raise unauthenticated("authentication required: send 'Authorization: Bearer <token>'")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthenticated("the Authorization header must be 'Bearer <token>'")
     return token.strip()
-
-
-class Check(Protocol):
-    async def check(self, token: str, *, verb: str) -> Principal | None: ...
 
 
 class StaticTokens:
@@ -96,89 +116,43 @@ class StaticTokens:
             self._stamp, self._tokens = stamp, tokens
         return self._tokens
 
-    async def check(self, token: str, *, verb: str) -> Principal | None:
+    def username_of(self, token: str) -> str | None:
         given = token.encode()
         found = None
         for known, username in self._load():   # compare against all: no early exit, no timing hint
             if hmac.compare_digest(known, given) and found is None:
-                found = Principal(username=username, source="token-file")
+                found = username
         return found
 
 
-class KubernetesReviews:
-    """TokenReview + SubjectAccessReview through the synchronous client, in a worker thread."""
+class BearerBackend(AuthenticationBackend):
+    """The token file first, then (with a cluster) TokenReview + SubjectAccessReview."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._api: Any = None
-        self._cache: dict[tuple[str, str], tuple[float, Principal | None, bool]] = {}
+    def __init__(self, *, tokens: StaticTokens | None = None, reviewer: TokenReviewer | None = None) -> None:
+        self.tokens = tokens
+        self.reviewer = reviewer
 
-    def _client(self) -> Any:
-        if self._api is None:
-            from webhook.kube.client import load_api_client
-
-            self._api = load_api_client(self.settings)
-        return self._api
-
-    def _review(self, token: str, verb: str) -> tuple[Principal | None, bool]:
-        from kubernetes import client
-
-        api = self._client()
-        review = client.AuthenticationV1Api(api).create_token_review(
-            client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token)))
-        status = review.status
-        if not status or not status.authenticated or not status.user:
-            return None, False
-        user = status.user
-        access = client.AuthorizationV1Api(api).create_subject_access_review(client.V1SubjectAccessReview(
-            spec=client.V1SubjectAccessReviewSpec(
-                user=user.username, groups=user.groups, uid=user.uid, extra=user.extra,
-                resource_attributes=client.V1ResourceAttributes(group=SAR_GROUP, resource=SAR_RESOURCE, verb=verb),
-            )))
-        allowed = bool(access.status and access.status.allowed)
-        return Principal(username=user.username or "", source="kubernetes"), allowed
-
-    async def check(self, token: str, *, verb: str) -> Principal | None:
-        key = (hashlib.sha256(token.encode()).hexdigest(), verb)
-        now = time.monotonic()
-        cached = self._cache.get(key)
-        if cached is None or cached[0] <= now:
-            try:
-                principal, allowed = await asyncio.to_thread(self._review, token, verb)
-            except Exception as exc:
-                logger.warning("TokenReview/SubjectAccessReview failed: %s", exc)
-                raise ApiError(503, f"cannot check the token with the Kubernetes API ({type(exc).__name__}); "
-                                    "try again") from None
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            cached = (now + CACHE_SECONDS, principal, allowed)
-            self._cache[key] = cached
-        _, principal, allowed = cached
-        if principal is not None and not allowed:
-            raise ApiError(403, f"{principal.username} may not {verb} {SAR_RESOURCE}.{SAR_GROUP}, "
-                                f"which this API requires")
-        return principal
-
-
-class Authenticator:
-    def __init__(self, checks: list[Check]) -> None:
-        self.checks = checks
-
-    async def authenticate(self, request: Request, *, verb: str) -> Principal:
-        if not self.checks:
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser]:
+        if self.tokens is None and self.reviewer is None:
             raise unauthenticated(f"the API has no authentication configured; {HOW_TO}")
-        token = bearer_token(request)
-        for check in self.checks:
-            principal = await check.check(token, verb=verb)
-            if principal is not None:
-                return principal
+        token = bearer_token(conn)
+        if self.tokens is not None and (username := self.tokens.username_of(token)) is not None:
+            return AuthCredentials([SCOPE]), ApiUser(username=username, source="token-file")
+        if self.reviewer is not None:
+            verb = VERBS.get(conn.scope.get("method", "GET"), "get")
+            try:
+                review = await self.reviewer.review(token, verb=verb)
+            except ReviewUnavailable as exc:
+                raise Refused(503, f"cannot check the token with the Kubernetes API ({exc}); try again") from None
+            if review.username is not None:
+                if not review.allowed:
+                    raise Refused(403, f"{review.username} may not {verb} {SAR_RESOURCE}.{SAR_GROUP}, "
+                                       "which this API requires")
+                return AuthCredentials([SCOPE]), ApiUser(username=review.username, source="kubernetes")
         raise unauthenticated("invalid bearer token")
 
 
-def authenticator_for(settings: Settings) -> Authenticator:
-    checks: list[Check] = []
-    if settings.api_token_file is not None:
-        checks.append(StaticTokens(settings.api_token_file))
-    if settings.kubeconfig is not None or settings.in_cluster:
-        checks.append(KubernetesReviews(settings))
-    return Authenticator(checks)
+def backend_for(settings: Settings) -> BearerBackend:
+    tokens = StaticTokens(settings.server.api_token_file) if settings.server.api_token_file is not None else None
+    reviewer = TokenReviewer(settings) if settings.kube.configured else None
+    return BearerBackend(tokens=tokens, reviewer=reviewer)

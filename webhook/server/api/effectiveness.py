@@ -16,13 +16,13 @@ from starlette.responses import JSONResponse
 
 from webhook import metrics
 from webhook.effectiveness import aggregate as agg
-from webhook.effectiveness import repository
 from webhook.effectiveness.model import Assessment
 from webhook.effectiveness.service import DEFAULT_PERIOD, EffectivenessService
 from webhook.server.api import params, schemas
 from webhook.server.api.body import read_object
 from webhook.server.api.context import history_of, utcnow
 from webhook.server.api.errors import ApiError, validation_failed
+from webhook.store import effectiveness as repository
 
 MAX_ID = params.MAX_ID
 

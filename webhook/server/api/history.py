@@ -13,10 +13,11 @@ from starlette.responses import JSONResponse
 
 from webhook.actions.model import ActionEvent
 from webhook.admission.extract import canonical_kind
-from webhook.effectiveness.repository import as_score
 from webhook.server.api import params, schemas
-from webhook.server.api.context import postgres_of, utcnow
+from webhook.server.api.context import history_of, utcnow
+from webhook.store.actions import ActionFilter, ActionLog
 from webhook.store.confirmation import ActionStatus
+from webhook.store.effectiveness import as_score
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -33,28 +34,11 @@ async def list_history(request: Request) -> JSONResponse:
     until = params.moment(query, "until", now=now)
     limit = params.integer(query, "limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
     cursor = params.decode_cursor(query)
-    postgres = postgres_of(request)
-    rows = await postgres.pool.fetch(
-        """
-        SELECT id, t.request_uid, action_timestamp, namespace, kind, name, action_type, t.actor, actor_class,
-               object_kind, alert_name, correlation_id, model_used, model_confidence::float8 AS model_confidence,
-               replicas_before, replicas_after, bypass_reason, is_pattern_example, event,
-               effectiveness_score::float8 AS effectiveness_score, effectiveness_criteria, effectiveness_method,
-               effectiveness_assessed_at, effectiveness_notes, s.status
-        FROM resource_action_traces t
-        LEFT JOIN action_status s ON s.cluster_id = t.cluster_id AND s.request_uid = t.request_uid
-        WHERE t.cluster_id = $1
-          AND ($2::text IS NULL OR namespace = $2) AND ($3::text IS NULL OR kind = $3)
-          AND ($4::text IS NULL OR name = $4) AND ($5::text IS NULL OR action_type = $5)
-          AND ($6::timestamptz IS NULL OR action_timestamp >= $6)
-          AND ($7::timestamptz IS NULL OR action_timestamp <= $7)
-          AND ($8::timestamptz IS NULL OR (action_timestamp, id) < ($8, $9::bigint))
-        ORDER BY action_timestamp DESC, id DESC
-        LIMIT $10
-        """,
-        postgres.cluster_id, namespace, canonical_kind(kind) if kind else None, name, action_type, since, until,
-        cursor[0] if cursor else None, cursor[1] if cursor else None, limit + 1,
-    )
+    history = history_of(request)
+    log = ActionLog(history.postgres.pool, cluster_id=history.postgres.cluster_id)
+    where = ActionFilter(namespace=namespace, kind=canonical_kind(kind) if kind else None, name=name,
+                         action_type=action_type, since=since, until=until)
+    rows = await history.in_postgres(lambda: log.page(where, after=cursor, limit=limit + 1))
     items = [item(row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:

@@ -1,4 +1,4 @@
-"""The SQL of the summaries: which targets changed, what to say about them, and the leader lock.
+"""The SQL of the summaries (``webhook.summaries`` says what they say): which targets changed, what to say about them, and the leader lock.
 
 "Changed" is read from PostgreSQL, never from process memory, so a replica that takes over the
 lead carries on where the last one stopped: a target changed when an action on it was recorded
@@ -15,15 +15,55 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import asyncpg
 
 from webhook.actions.model import TargetRef
-from webhook.effectiveness.repository import as_score
-from webhook.summaries.targets import RECENT, ActiveRestriction, DetectedPattern, ScoredSample, TargetFacts
+from webhook.store.effectiveness import as_score
 
 SCORE_PERIOD = datetime.timedelta(days=30)
+RECENT = datetime.timedelta(hours=24)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DetectedPattern:
+    """One pattern detected on the target: its OscillationAlert's record in PostgreSQL."""
+
+    pattern_type: str
+    severity: str
+    occurrences: int
+    last_seen: datetime.datetime
+    confidence: float
+    alert: str  # namespace/name of the OscillationAlert
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScoredSample:
+    at: datetime.datetime
+    action_type: str
+    score: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ActiveRestriction:
+    pattern: str
+    strategy: str  # cooling-period | block-action
+    until: datetime.datetime
+    alert: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TargetFacts:
+    """Everything a summary says about one target, as read in one pass."""
+
+    target: TargetRef
+    total_actions: int
+    last_action_at: datetime.datetime | None
+    recent: Mapping[str, int] = dataclasses.field(default_factory=dict)  # action type → count in the last 24h
+    patterns: Sequence[DetectedPattern] = ()
+    scores: Sequence[ScoredSample] = ()
+    restriction: ActiveRestriction | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
