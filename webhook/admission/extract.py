@@ -373,14 +373,37 @@ def _from_pipelinerun(request: AdmissionRequest, *, now: datetime.datetime) -> P
     action_type = (given or workflow_id or pipeline_ref or "pipelinerun")[:MAX_TEXT]
     target = _pipelinerun_target(params, labels, annotations)
     context = _context(annotations, labels, params)
+    before, after = _pipelinerun_replicas(params)
     event = _base_event(request, target=target, action_type=action_type, now=now, context=context,
-                        object_kind="PipelineRun").replace(remediation=workflow_id)
+                        object_kind="PipelineRun").replace(remediation=workflow_id, replicas_before=before,
+                                                           replicas_after=after)
     execution = labels.get(KUBERNAUT_WORKFLOW_EXECUTION)
     workflow_execution = None
     if execution:
         workflow_execution = (labels.get(KUBERNAUT_SOURCE_NAMESPACE) or request.namespace or "", execution)
     return dataclasses.replace(_proposal(request, event, labels=None), workflow_execution=workflow_execution,
                                action_type_given=bool(given))
+
+
+# The params a scaling PipelineRun names its replica counts with; the first present wins. Without a
+# "before" count, the engine takes the target's last known count from history (``prepare``).
+REPLICAS_AFTER_PARAMS = ("REPLICAS", "TARGET_REPLICAS", "DESIRED_REPLICAS", "replicas")
+REPLICAS_BEFORE_PARAMS = ("CURRENT_REPLICAS", "REPLICAS_BEFORE", "currentReplicas")
+MAX_REPLICAS = 2**31 - 1
+
+
+def _pipelinerun_replicas(params: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """(before, after) replica counts a PipelineRun's params state; a value that is not a count is
+    not one (the run is then recorded without them, as before)."""
+    def count(names: tuple[str, ...]) -> int | None:
+        for name in names:
+            value = params.get(name)
+            if value is not None:
+                text = str(value).strip()
+                return int(text) if text.isdigit() and int(text) <= MAX_REPLICAS else None
+        return None
+
+    return count(REPLICAS_BEFORE_PARAMS), count(REPLICAS_AFTER_PARAMS)
 
 
 def _params(obj: Mapping[str, Any]) -> dict[str, str]:

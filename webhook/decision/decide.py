@@ -161,8 +161,15 @@ def retry_later(proposal: Proposal, *, actor_class: ActorClass, retry_after: int
 
 
 def prepare(proposal: Proposal, *, rules: ActorRules, history: Sequence[ActionEvent]) -> ActionEvent:
-    """Classify the actor and tell a rollback (an image seen before on this target) from an update."""
+    """Classify the actor, tell a rollback (an image seen before on this target) from an update, and
+    complete a scaling PipelineRun that names only the replicas it wants with the count it changes
+    from: the target's last known one, so the run counts toward the scale patterns like a scale."""
     event = proposal.event.replace(actor_class=rules.classify(proposal.username, proposal.groups))
+    if (event.object_kind == "PipelineRun" and event.replicas_after is not None and event.replicas_before is None
+            and event.action_type.lower().startswith("scale")):
+        known = [past.replicas_after for past in history if past.replicas_after is not None]
+        if known:
+            event = event.replace(replicas_before=known[-1])
     if event.action_type in ("update_deployment", "update_statefulset") and proposal.image_candidates:
         seen = {image for past in history for change in past.image_changes
                 for image in (change.before, change.after) if image}
