@@ -20,6 +20,7 @@ from webhook.kube.approvals import ApprovalSync
 from webhook.kube.client import KubeClient
 from webhook.kube.kubernaut import AssessmentWatch, KubernautLookups
 from webhook.kube.lookups import Lookups
+from webhook.kube.pattern_status import PatternStatusWriter
 from webhook.kube.policies import PolicyWatcher
 from webhook.kube.summaries import Summariser
 from webhook.policy.provider import PolicyProvider
@@ -54,6 +55,11 @@ class KubeComponents:
                 burst=settings.summary_burst, settle=settings.summary_settle_seconds,
                 retention=datetime.timedelta(days=settings.retention_max_age_days),
                 resync_interval=settings.summary_resync_seconds)
+        self.pattern_status: PatternStatusWriter | None = None
+        if settings.summaries:  # OscillationPattern statistics: every 6 summary passes (60s by default)
+            self.pattern_status = PatternStatusWriter(
+                client, pool=jobs_pool or postgres.pool, cluster_id=settings.cluster_id,
+                interval=6 * settings.summary_interval)
 
     @classmethod
     def create(cls, settings: Settings, *, postgres: PostgresStore, policies: PolicyProvider,
@@ -80,8 +86,12 @@ class KubeComponents:
             self.assessments.start()
         if self.summaries is not None:
             self.summaries.start()
+        if self.pattern_status is not None:
+            self.pattern_status.start()
 
     async def stop(self) -> None:
+        if self.pattern_status is not None:
+            await self.pattern_status.stop()
         if self.summaries is not None:
             await self.summaries.stop()
         if self.assessments is not None:
