@@ -23,6 +23,7 @@ from webhook.kube.lookups import Lookups
 from webhook.kube.pattern_status import PatternStatusWriter
 from webhook.kube.policies import PolicyWatcher
 from webhook.kube.summaries import Summariser
+from webhook.kube.target_settings import TargetSettingsWatcher
 from webhook.policy.provider import PolicyProvider
 from webhook.settings import Settings
 from webhook.store.history import HistoryStore
@@ -56,10 +57,14 @@ class KubeComponents:
                 retention=datetime.timedelta(days=settings.retention_max_age_days),
                 resync_interval=settings.summary_resync_seconds)
         self.pattern_status: PatternStatusWriter | None = None
+        self.target_settings: TargetSettingsWatcher | None = None
         if settings.summaries:  # OscillationPattern statistics: every 6 summary passes (60s by default)
             self.pattern_status = PatternStatusWriter(
                 client, pool=jobs_pool or postgres.pool, cluster_id=settings.cluster_id,
                 interval=6 * settings.summary_interval)
+            # Per-workload retentionPolicy / analysisConfig, set by people on the summaries.
+            self.target_settings = TargetSettingsWatcher(
+                client, provider=policies, pool=jobs_pool or postgres.pool, cluster_id=settings.cluster_id)
 
     @classmethod
     def create(cls, settings: Settings, *, postgres: PostgresStore, policies: PolicyProvider,
@@ -88,8 +93,12 @@ class KubeComponents:
             self.summaries.start()
         if self.pattern_status is not None:
             self.pattern_status.start()
+        if self.target_settings is not None:
+            self.target_settings.start()
 
     async def stop(self) -> None:
+        if self.target_settings is not None:
+            await self.target_settings.stop()
         if self.pattern_status is not None:
             await self.pattern_status.stop()
         if self.summaries is not None:
