@@ -24,7 +24,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from prometheus_client import Gauge
@@ -123,7 +123,8 @@ class PatternStatusWriter:
             return report
         report.leader = True
         try:
-            page = await self.client.call(self.client.custom.list_cluster_custom_object, GROUP, VERSION, PATTERNS)
+            page = cast("dict[str, Any]", await self.client.call(
+                self.client.custom.list_cluster_custom_object, GROUP, VERSION, PATTERNS))
         except Exception as exc:
             if is_status(exc, 404):  # the CRD is not installed: nothing to keep current
                 return report

@@ -37,8 +37,8 @@ def target_of(obj: dict[str, Any]) -> TargetRef | None:
     kind, name = ref.get("kind"), ref.get("name")
     if not isinstance(kind, str) or not isinstance(name, str) or not kind or not name:
         return None
-    namespace = ref.get("namespace") if isinstance(ref.get("namespace"), str) else ""
-    return TargetRef(namespace=namespace, kind=kind, name=name, api_version=str(ref.get("apiVersion") or ""))
+    namespace = ref.get("namespace")
+    return TargetRef(namespace=namespace if isinstance(namespace, str) else "", kind=kind, name=name, api_version=str(ref.get("apiVersion") or ""))
 
 
 def stored(target: TargetRef, retention: ts.RetentionSettings) -> StoredRetention:
