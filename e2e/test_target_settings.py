@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from cluster import ControlPlane, deployment, replicas_of, wait_for
 from test_gate_cluster_objects import agent_of, scale
-
-pytestmark = pytest.mark.local_gate   # reads the gate's PostgreSQL
 
 
 def patch_summary(cluster: ControlPlane, namespace: str, spec: dict, *, check: bool = True):
@@ -31,7 +28,7 @@ def test_owners_tune_one_workload_on_its_summary(cluster: ControlPlane, gate, na
     cluster.apply(deployment("cart", namespace, replicas=1))
     assert scale(cluster, namespace, 3, as_user=agent).returncode == 0
     wait_for(lambda: cluster.kubectl("get", "actionhistorysummary", "deployment-cart", namespace=namespace)
-             .returncode == 0 or None, timeout=30, interval=0.5, description="the summary written")
+             .returncode == 0 or None, timeout=60, interval=0.5, description="the summary written")
 
     refused = patch_summary(cluster, namespace, {"retentionPolicy": {"maxActions": 5}}, check=False)
     assert refused.returncode != 0 and "maxActions" in refused.stderr
@@ -60,7 +57,7 @@ def test_owners_tune_one_workload_on_its_summary(cluster: ControlPlane, gate, na
     def rewritten():
         summary = cluster.kubectl_json("get", "actionhistorysummary", "deployment-cart", namespace=namespace)
         return summary if summary.get("status", {}).get("totalActions") == 3 else None
-    summary = wait_for(rewritten, timeout=30, interval=0.5, description="the summary updated")
+    summary = wait_for(rewritten, timeout=60, interval=0.5, description="the summary updated")
     assert summary["spec"]["analysisConfig"] == {"patternMinOccurrences": 5}
     assert summary["spec"]["retentionPolicy"]["maxActions"] == 50
 
