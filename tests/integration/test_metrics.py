@@ -81,7 +81,7 @@ def test_a_scripted_sequence_shows_exact_labelled_counts(gate):
     assert sum(v for (name, _), v in samples.items() if name == "safety_gate_degraded_decisions_total") == 0
 
     # Bounded labels only: no resource names, no users anywhere in the gate's own metrics.
-    for (name, labels), _ in samples.items():
+    for name, labels in samples:
         if name.startswith(("safety_gate_", "ai_")):
             assert {key for key, _ in labels} <= BOUNDED_LABELS, name
             assert not any(v in ("cart", "api", reviews.PERSON, reviews.AGENT, reviews.HPA) for _, v in labels), name
