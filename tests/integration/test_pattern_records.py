@@ -75,3 +75,26 @@ def test_detections_and_overrides_come_from_the_recorded_decisions(gate, fresh_d
     numbers = statistics(found[loop.name], overrides, window=loop.window, now=now)
     assert (numbers.total_detections, numbers.refusals, numbers.false_positives) == (2, 1, 1)
     assert numbers.false_positive_rate == 1.0
+
+
+def test_both_reads_can_use_their_partial_index(gate, fresh_database):
+    # The pass runs every minute over 30 days of decisions: its WHERE must imply the indexes'
+    # predicates, or PostgreSQL would scan the whole table. Seq scans off: the index is chosen
+    # whenever it is usable at all, which is what this checks.
+    from webhook.store import pattern_records
+
+    async def plans():
+        connection = await asyncpg.connect(fresh_database)
+        try:
+            await connection.execute("SET enable_seqscan = off")
+            since = datetime.datetime.now(datetime.timezone.utc)
+            detected = await connection.fetch("EXPLAIN " + pattern_records._DETECTIONS, "default", since,
+                                              ["deny"], 10)
+            overrides = await connection.fetch("EXPLAIN " + pattern_records._OVERRIDES, "default", since, 10)
+            return ["\n".join(r[0] for r in detected), "\n".join(r[0] for r in overrides)]
+        finally:
+            await connection.close()
+
+    detected, overrides = asyncio.run(plans())
+    assert "admission_decisions_detected" in detected, detected
+    assert "admission_decisions_overrides" in overrides, overrides
