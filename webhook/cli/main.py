@@ -72,7 +72,7 @@ def migrate(
 @app.command()
 def certs(
     out: Annotated[pathlib.Path, Opt(help="Directory for ca.crt, tls.crt, tls.key.")] = pathlib.Path("certs"),
-    host: Annotated[list[str], Opt("--host", help="Extra DNS name or IP for the serving certificate.")] = [],
+    host: Annotated[list[str], Opt("--host", help="Extra DNS name or IP for the serving certificate.")] = [],  # noqa: B006 - typer reads it
 ) -> None:
     """Write a development CA and serving certificate (localhost, 127.0.0.1)."""
     from webhook.tls.selfsigned import ensure_serving_pair

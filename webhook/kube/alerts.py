@@ -236,7 +236,7 @@ class AlertWriter:
         if self._tasks and not self.queue.empty():
             try:
                 await asyncio.wait_for(self.queue.join(), drain)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 logger.warning("stopping with %d alert update(s) unwritten", self.queue.qsize())
         for task in self._tasks:
             task.cancel()

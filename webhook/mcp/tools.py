@@ -290,8 +290,8 @@ async def get_action_effectiveness(runtime: Runtime, *, action_type: str, scope:
         rows = await queries.effectiveness(pool, cluster_id=cluster, since=since, action_type=None,
                                            namespace=namespace, kind=kind, group_by="action_type")
         body["by_action_type"] = {row["grp"]: _stats(row) for row in rows}
-    body["notes"] = ["scores are resource_action_traces.effectiveness_score (0..1); sample_size counts assessed "
-                     "actions only, total_actions every recorded one"]
+    body["notes"] = [("scores are resource_action_traces.effectiveness_score (0..1); sample_size counts assessed "
+                      "actions only, total_actions every recorded one")]
     return body
 
 

@@ -47,7 +47,7 @@ from webhook.store.outbox import Outbox
 from webhook.store.postgres import PostgresStore, postgres_error
 from webhook.store.storable import escaped, storable
 
-__all__ = ["HistoryStore", "StoresUnavailable", "LockBusy", "Locking", "Gap", "CACHE_ERRORS"]
+__all__ = ["CACHE_ERRORS", "Gap", "HistoryStore", "LockBusy", "Locking", "StoresUnavailable"]
 
 logger = logging.getLogger(__name__)
 

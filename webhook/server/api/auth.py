@@ -145,7 +145,7 @@ class KubernetesReviews:
         if cached is None or cached[0] <= now:
             try:
                 principal, allowed = await asyncio.to_thread(self._review, token, verb)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure to check is a 503, logged
                 logger.warning("TokenReview/SubjectAccessReview failed: %s", exc)
                 raise ApiError(503, f"cannot check the token with the Kubernetes API ({type(exc).__name__}); "
                                     "try again") from None
