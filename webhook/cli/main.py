@@ -65,6 +65,7 @@ def migrate(
 
     settings = common.settings(**_given(locals()))
     with common.stores(settings, redis=False):
+        assert settings.postgres_dsn, "given, or set by the embedded store"
         applied = asyncio.run(run(settings.postgres_dsn))
     common.console.print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
 

@@ -223,8 +223,9 @@ class HistoryStore:
             if cached is not None:
                 return cached
             if cache_answered and self.postgres_up:
+                horizon = now - self.cache.horizon
                 try:
-                    events = await self._pg(lambda: load(now - self.cache.horizon))
+                    events = await self._pg(lambda: load(horizon))
                 except PostgresUnavailable:
                     pass
                 else:
