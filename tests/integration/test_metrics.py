@@ -11,7 +11,8 @@ from tests import reviews
 
 # Label names a metric may carry: bounded sets (namespaces, kinds, action types, patterns, outcomes).
 BOUNDED_LABELS = {"namespace", "resource_kind", "action_type", "pattern_type", "severity", "strategy", "scope",
-                  "model_used", "result", "decision", "pattern", "dry_run", "store", "mode", "le"}
+                  "model_used", "result", "decision", "pattern", "dry_run", "store", "mode", "le",
+                  "policy"}  # an OscillationPattern's name: as many as an administrator creates
 
 
 def scrape(gate) -> dict[tuple[str, frozenset], float]:

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import asyncpg
-from prometheus_client import Gauge
 
+from webhook import metrics
 from webhook.decision import statistics as stats
 from webhook.kube.client import GROUP, PATTERNS, VERSION, KubeClient, is_status
 from webhook.kube.policies import judge, last_accepted
@@ -39,17 +39,9 @@ from webhook.summaries.repository import LeaderLock
 
 logger = logging.getLogger(__name__)
 
-DETECTIONS = Gauge(
-    "safety_gate_pattern_detections", "Detections by an OscillationPattern policy in the last 30 days",
-    ["policy", "pattern_type"])
-PREVENTION_SUCCESS = Gauge(
-    "safety_gate_pattern_prevention_success_ratio",
-    "Share of a policy's judged refusals after which the pattern did not form again on that target within its window",
-    ["policy", "pattern_type"])
-FALSE_POSITIVES = Gauge(
-    "safety_gate_pattern_false_positive_ratio",
-    "Share of a policy's refusals overridden by an approval or a bypass within its window",
-    ["policy", "pattern_type"])
+DETECTIONS = metrics.PATTERN_DETECTIONS
+PREVENTION_SUCCESS = metrics.PATTERN_PREVENTION_SUCCESS
+FALSE_POSITIVES = metrics.PATTERN_FALSE_POSITIVES
 STATISTICS_KEYS = ("totalDetections", "preventionSuccessRate", "falsePositiveRate", "lastDetection")
 
 
