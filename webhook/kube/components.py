@@ -15,15 +15,14 @@ from typing import Any
 import asyncpg
 
 from webhook.effectiveness.service import EffectivenessService
+from webhook.kube import pattern_status, target_settings
 from webhook.kube.alerts import AlertWriter
 from webhook.kube.approvals import ApprovalSync
 from webhook.kube.client import KubeClient
 from webhook.kube.kubernaut import AssessmentWatch, KubernautLookups
 from webhook.kube.lookups import Lookups
-from webhook.kube.pattern_status import PatternStatusWriter
 from webhook.kube.policies import PolicyWatcher
 from webhook.kube.summaries import Summariser
-from webhook.kube.target_settings import TargetSettingsWatcher
 from webhook.policy.provider import PolicyProvider
 from webhook.settings import Settings
 from webhook.store.history import HistoryStore
@@ -56,14 +55,14 @@ class KubeComponents:
                 burst=settings.summary_burst, settle=settings.summary_settle_seconds,
                 retention=datetime.timedelta(days=settings.retention_max_age_days),
                 resync_interval=settings.summary_resync_seconds)
-        self.pattern_status: PatternStatusWriter | None = None
-        self.target_settings: TargetSettingsWatcher | None = None
+        self.pattern_status: pattern_status.PatternStatusWriter | None = None
+        self.target_settings: target_settings.TargetSettingsWatcher | None = None
         if settings.summaries:  # OscillationPattern statistics: every 6 summary passes (60s by default)
-            self.pattern_status = PatternStatusWriter(
+            self.pattern_status = pattern_status.PatternStatusWriter(
                 client, pool=jobs_pool or postgres.pool, cluster_id=settings.cluster_id,
                 interval=6 * settings.summary_interval)
             # Per-workload retentionPolicy / analysisConfig, set by people on the summaries.
-            self.target_settings = TargetSettingsWatcher(
+            self.target_settings = target_settings.TargetSettingsWatcher(
                 client, provider=policies, pool=jobs_pool or postgres.pool, cluster_id=settings.cluster_id)
 
     @classmethod
