@@ -98,3 +98,20 @@ def test_both_reads_can_use_their_partial_index(gate, fresh_database):
     detected, overrides = asyncio.run(plans())
     assert "admission_decisions_detected" in detected, detected
     assert "admission_decisions_overrides" in overrides, overrides
+
+
+def test_one_replica_leads_a_pass_and_the_lock_ends_with_it(fresh_database):
+    async def run():
+        pool = await asyncpg.create_pool(fresh_database, min_size=1, max_size=4)
+        try:
+            first, second = PatternRecords(pool, cluster_id="default"), PatternRecords(pool, cluster_id="default")
+            async with first.leading("pattern-status") as leads, second.leading("pattern-status") as also:
+                during = (leads, also)
+            async with second.leading("pattern-status") as after:
+                return during, after
+        finally:
+            await pool.close()
+
+    during, after = asyncio.run(run())
+    assert during == (True, False)
+    assert after is True

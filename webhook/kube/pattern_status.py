@@ -3,7 +3,8 @@
 What the numbers mean is in :mod:`webhook.decision.statistics`; this is the writer. It is
 gentle with the API server by construction, like the summariser:
 
-* **One leader.** Only the replica holding a PostgreSQL advisory lock writes.
+* **One leader a pass.** Only the replica holding a PostgreSQL advisory lock (of the pass's own
+  transaction) writes; another replica's pass meanwhile does nothing.
 * **Only what changed.** An object whose status already says what the gate would write is not
   written; a pass every ``interval`` (60s) therefore writes each object at most once a minute,
   and only while its detections or their judgement change.
@@ -35,7 +36,6 @@ from webhook.kube.policies import judge, last_accepted
 from webhook.policy.resolved import PatternPolicy
 from webhook.store.pattern_records import PatternRecords
 from webhook.summaries.pacing import TokenBucket
-from webhook.summaries.repository import LeaderLock
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class PatternStatusWriter:
         self.client = client
         self.interval = interval
         self.records = PatternRecords(pool, cluster_id=cluster_id)
-        self.lock = LeaderLock(pool, name=f"safety-gate/pattern-status/{cluster_id}")
+        self.lock_name = f"safety-gate/pattern-status/{cluster_id}"
         self.bucket = TokenBucket(rate=writes_per_second, burst=burst, clock=clock)
         self._exported: set[tuple[str, str]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -91,10 +91,6 @@ class PatternStatusWriter:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        try:
-            await self.lock.release()
-        except Exception:  # noqa: BLE001 - the pool may be closing; the session ends with it anyway
-            logger.debug("releasing the pattern-status lock failed", exc_info=True)
 
     async def _loop(self) -> None:
         await asyncio.sleep(min(self.interval, 5.0))
@@ -110,10 +106,13 @@ class PatternStatusWriter:
             await asyncio.sleep(self.interval)
 
     async def run_pass(self) -> StatusPassReport:
-        report = StatusPassReport()
-        if not await self.lock.hold():
-            return report
-        report.leader = True
+        async with self.records.leading(self.lock_name) as leader:
+            if not leader:
+                return StatusPassReport()
+            return await self._pass()
+
+    async def _pass(self) -> StatusPassReport:
+        report = StatusPassReport(leader=True)
         try:
             page = cast("dict[str, Any]", await self.client.call(
                 self.client.custom.list_cluster_custom_object, GROUP, VERSION, PATTERNS))

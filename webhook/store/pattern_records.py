@@ -8,7 +8,9 @@ costs the same after a year as after a day.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -53,6 +55,13 @@ class PatternRecords:
     def __init__(self, pool: asyncpg.Pool, *, cluster_id: str) -> None:
         self.pool = pool
         self.cluster_id = cluster_id
+
+    @contextlib.asynccontextmanager
+    async def leading(self, name: str) -> AsyncIterator[bool]:
+        """True inside when this replica holds the advisory lock ``name`` for the pass: a lock of
+        the pass's own transaction, so it ends with the pass (or the session) whatever happens."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            yield bool(await connection.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", name))
 
     async def database_now(self) -> datetime.datetime:
         value: datetime.datetime = await self.pool.fetchval("SELECT now()")
