@@ -29,7 +29,7 @@ from tests.gateproc import GateProcess  # noqa: E402
 def workload(requests: int, targets: int, rng: random.Random) -> list[dict]:
     bodies = []
     replicas = {f"app-{i}": 3 for i in range(targets)}
-    for n in range(requests):
+    for _ in range(requests):
         index = rng.randrange(targets)
         name = f"app-{index}"
         agent = f"system:serviceaccount:team-{index}:agent"  # one agent per app: no cascading-failure budget hit

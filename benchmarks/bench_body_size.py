@@ -125,7 +125,7 @@ def detector_scaling() -> list[tuple[int, float]]:
 
         history = [event("64Mi", "128Mi", -30), event("128Mi", "64Mi", -20)]
         proposed = event("64Mi", "128Mi", 0)
-        ms, _ = timed(lambda: resource_thrashing.detect(situation(proposed, history),
+        ms, _ = timed(lambda proposed=proposed, history=history: resource_thrashing.detect(situation(proposed, history),
                                                         policy(PatternType.RESOURCE_THRASHING)), 3)
         rows.append((count, ms))
     return rows

@@ -36,9 +36,10 @@ import time
 import urllib.error
 import urllib.request
 import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from cryptography import x509
@@ -302,7 +303,7 @@ class _Proc:
             return ""
 
 
-_live: "weakref.WeakSet[ControlPlane]" = weakref.WeakSet()
+_live: weakref.WeakSet[ControlPlane] = weakref.WeakSet()
 
 
 @atexit.register
@@ -377,13 +378,13 @@ class ControlPlane:
 
     # -- lifecycle --------------------------------------------------------
 
-    def __enter__(self) -> "ControlPlane":
+    def __enter__(self) -> ControlPlane:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> "ControlPlane":
+    def start(self) -> ControlPlane:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._write_pki()
         self._write_admission_config()
@@ -412,7 +413,7 @@ class ControlPlane:
 
     def _spawn(self, name: str, args: list[str]) -> _Proc:
         log_path = self.work_dir / f"{name}.log"
-        log = open(log_path, "ab")
+        log = open(log_path, "ab")  # noqa: SIM115 - the child writes to it for its whole life; closed in stop
         try:
             popen = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
@@ -1131,7 +1132,7 @@ class ExistingCluster(ControlPlane):
         super().__init__(work_dir, bin_dir=Path(kubectl).parent)
         self.kubeconfig = Path(kubeconfig)
 
-    def start(self) -> "ExistingCluster":
+    def start(self) -> ExistingCluster:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.kubectl("version", check=True)
         return self

@@ -193,7 +193,7 @@ def test_a_patch_retried_on_conflict_counts_once(cluster: ControlPlane, gate, na
                  description="the gate to record the scale")
         cluster.kubectl("annotate", "deployment/cart", "example.com/touched=yes", "--overwrite",
                         namespace=namespace, check=True)
-        out, err = scaling.communicate(timeout=60)
+        _, err = scaling.communicate(timeout=60)
         assert scaling.returncode == 0, err
     assert replicas_of(cluster, "cart", namespace) == 6
     scales = [r for r in reviews_seen(log) if r["replicas"] == 6 and r["subResource"] == "scale"]

@@ -73,9 +73,9 @@ def test_only_the_api_server_gets_through_to_validate(cluster: ControlPlane, gat
     cert, key = cluster.client_credentials("mallory", ["system:masters"])
     other = ssl.create_default_context(cafile=str(strict_gate.ca_file))
     other.load_cert_chain(str(cert), str(key))
-    with httpx.Client(base_url=strict_gate.url, verify=other, timeout=10) as impostor:
-        with pytest.raises(httpx.TransportError):
-            impostor.post("/validate", content=json.dumps(body), headers={"content-type": "application/json"})
+    with httpx.Client(base_url=strict_gate.url, verify=other, timeout=10) as impostor, \
+            pytest.raises(httpx.TransportError):
+        impostor.post("/validate", content=json.dumps(body), headers={"content-type": "application/json"})
     assert recorded(gate, namespace) == 0
 
     # The API server presents its admission client certificate: its reviews are decided and recorded.

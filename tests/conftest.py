@@ -176,7 +176,7 @@ def _factory(kind: type[EmbeddedPostgres] | type[EmbeddedRedis], base: Path) -> 
         for server in reversed(servers):
             try:
                 server.stop()
-            except Exception as exc:  # keep stopping the others
+            except Exception as exc:  # noqa: BLE001 - keep stopping the others; raised together below
                 errors.append(exc)
         if errors:
             raise errors[0]

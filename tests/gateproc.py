@@ -53,7 +53,7 @@ class GateProcess:
     def start(self, *, timeout: float = 90.0, probe: str = "/readyz") -> GateProcess:
         """Start and wait until ``probe`` answers 200 (``/healthz`` for a gate expected not to be ready)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the gate writes to it for its whole life
         self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                         start_new_session=True)
         deadline = time.monotonic() + timeout

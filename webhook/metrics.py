@@ -49,3 +49,16 @@ SUMMARY_WRITES = Counter(
     ["kind", "operation", "result"])
 SUMMARY_LAG = Gauge(
     "safety_gate_summary_lag_seconds", "How far the summaries are behind the history (leader only)")
+# Per OscillationPattern object (webhook/kube/pattern_status.py): ``policy`` is the object's name,
+# bounded by the policies an administrator creates, not by traffic.
+PATTERN_DETECTIONS = Gauge(
+    "safety_gate_pattern_detections", "Detections by an OscillationPattern policy in the last 30 days",
+    ["policy", "pattern_type"])
+PATTERN_PREVENTION_SUCCESS = Gauge(
+    "safety_gate_pattern_prevention_success_ratio",
+    "Share of a policy's judged refusals after which the pattern did not form again on that target within its window",
+    ["policy", "pattern_type"])
+PATTERN_FALSE_POSITIVES = Gauge(
+    "safety_gate_pattern_false_positive_ratio",
+    "Share of a policy's refusals overridden by an approval or a bypass within its window",
+    ["policy", "pattern_type"])

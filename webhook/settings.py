@@ -219,7 +219,7 @@ class Settings(pydantic_settings.BaseSettings):
         chart disables service links, but a pod of another chart may not. Such a value is a
         Docker-link address, never a port number, so it falls back to the default."""
         if isinstance(value, str) and value.startswith(("tcp://", "udp://", "sctp://")):
-            return cls.model_fields[info.field_name].default
+            return cls.model_fields[str(info.field_name)].default
         return value
 
     @pydantic.field_validator("log_level")

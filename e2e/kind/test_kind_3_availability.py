@@ -60,7 +60,7 @@ class ScaleStream:
     def stop(self) -> None:
         self._stop.set()
 
-    def start(self) -> "ScaleStream":
+    def start(self) -> ScaleStream:
         for thread in self._threads:
             thread.start()
         return self

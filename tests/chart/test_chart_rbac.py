@@ -30,7 +30,7 @@ GATE_CLUSTER_RULES = {
     (GROUP, "oscillationpatterns", ()): ["get", "list", "watch"],
     (GROUP, "oscillationpatterns/status", ()): ["patch"],  # the Accepted condition of each policy
     ("", "events", ()): ["create"],                         # why a policy is not applied
-    (GROUP, "actionhistorysummaries", ()): ["get", "list", "create", "patch", "delete"],
+    (GROUP, "actionhistorysummaries", ()): ["get", "list", "watch", "create", "patch", "delete"],  # + settings
     (GROUP, "effectivenessmetrics", ()): ["get", "list", "create", "patch", "delete"],
     ("apps", "deployments", ()): ["get", "list", "watch"],
     ("apps", "statefulsets", ()): ["get", "list", "watch"],

@@ -123,7 +123,7 @@ def test_every_pod_disables_service_links(helm_bin):
     assert {"Deployment/" + FULLNAME, "StatefulSet/" + PG, "Deployment/" + REDIS,
             f"Job/{FULLNAME}-migrate", f"Job/{FULLNAME}-cleanup"} <= set(specs)
     assert {name: spec.get("enableServiceLinks") for name, spec in specs.items()} == \
-        {name: False for name in specs}
+        dict.fromkeys(specs, False)
 
 
 def service_link_env(services: list[dict]) -> dict[str, str]:

@@ -163,9 +163,7 @@ def test_errors_are_json(gate_factory, tmp_path) -> None:
         assert wrong_method.json()["error"].startswith("method DELETE not allowed")
         assert api.post("/api/v1/actions/99999/effectiveness", json={"score": 0.5}).status_code == 422
         unknown = api.post("/api/v1/actions/99999/effectiveness", json={
-            "score": 0.5, "method": "manual", "criteria": {k: True for k in (
-                "alertResolved", "targetMetricImproved", "noNewAlertsGenerated", "resourceStabilized",
-                "sideEffectsMinimal")}})
+            "score": 0.5, "method": "manual", "criteria": dict.fromkeys(("alertResolved", "targetMetricImproved", "noNewAlertsGenerated", "resourceStabilized", "sideEffectsMinimal"), True)})
         assert unknown.status_code == 404 and "99999" in unknown.json()["error"]
 
 
@@ -200,8 +198,8 @@ async def test_schemathesis_finds_no_server_error(gate_factory, tmp_path, fresh_
         sys.executable, "-m", "schemathesis.cli", "run", f"{gate.url}/api/v1/openapi.json",
         "--url", gate.url, "--tls-verify", str(gate.ca_file),
         "--header", f"Authorization: Bearer {TOKEN}",
-        "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
-                    "response_schema_conformance",
+        "--checks", ("not_a_server_error,status_code_conformance,content_type_conformance,"
+                     "response_headers_conformance,response_schema_conformance"),
         "--max-examples", "40", "--phases", "examples,coverage,fuzzing", "--seed", "1",
         # One worker: CPython 3.11.7's ast module keeps its recursion counter per interpreter, not per
         # thread, so hypothesis describing filters (ast.parse) in two threads at once fails at random

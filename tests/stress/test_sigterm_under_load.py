@@ -133,4 +133,4 @@ def test_the_shutdown_bound_fits_the_charts_grace_period() -> None:
 
     values = yaml.safe_load((pathlib.Path(__file__).resolve().parents[2] / "charts" / "safety-gate" /
                              "values.yaml").read_text())
-    assert SHUTDOWN_BOUND_SECONDS < values["terminationGracePeriodSeconds"]
+    assert values["terminationGracePeriodSeconds"] > SHUTDOWN_BOUND_SECONDS

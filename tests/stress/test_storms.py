@@ -161,7 +161,7 @@ def test_storms_with_postgres_down_admit_the_serial_result_and_land_once(
         assert first.decide(reviews.scale(before=3, after=5))["status"]["code"] == 429  # cooling period
         postgres.stop()
         for gate in pool:
-            wait_until(lambda: postgres_down(gate), what="the gate to see postgres down")
+            wait_until(lambda gate=gate: postgres_down(gate), what="the gate to see postgres down")
 
         reversals = [reviews.scale(before=5, after=3) for _ in range(REVERSALS)]
         answers = storm([(pool[i % len(pool)], body) for i, body in enumerate(reversals)])

@@ -130,7 +130,7 @@ def test_ensure_serving_pair_writes_and_keeps_files(tmp_path: Path) -> None:
 
 
 def test_ensure_serving_pair_renews_the_leaf_and_keeps_the_ca(tmp_path: Path) -> None:
-    ca_file, cert_file, key_file = ensure_serving_pair(tmp_path, now=NOW)
+    ca_file, cert_file, _ = ensure_serving_pair(tmp_path, now=NOW)
     ca_before, cert_before = ca_file.read_bytes(), cert_file.read_bytes()
 
     ensure_serving_pair(tmp_path, now=NOW + datetime.timedelta(days=250))  # under 1/3 of a year left
@@ -166,7 +166,7 @@ def test_mismatched_key_is_repaired(tmp_path: Path) -> None:
 
 async def _peer_serial(port: int, ca_file: Path, *, server_hostname: str = "localhost") -> int:
     client = ssl.create_default_context(cafile=str(ca_file))
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client, server_hostname=server_hostname)
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client, server_hostname=server_hostname)
     try:
         der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
         return x509.load_der_x509_certificate(der).serial_number

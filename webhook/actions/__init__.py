@@ -8,4 +8,4 @@ from webhook.actions.model import (
     TargetRef,
 )
 
-__all__ = ["ImageChange", "ActionEvent", "ActorClass", "ResourceChange", "TargetRef"]
+__all__ = ["ActionEvent", "ActorClass", "ImageChange", "ResourceChange", "TargetRef"]

@@ -76,9 +76,9 @@ def extract(request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | 
         return _from_pvc(request, now=now)
     if group == "" and resource == "pods" and request.operation == "UPDATE" and not sub:
         return _from_pod_labels(request, now=now)
-    if group == "" and resource == "pods":
-        if (request.operation == "DELETE" and not sub) or (request.operation == "CREATE" and sub == "eviction"):
-            return _from_pod_restart(request, now=now)
+    if group == "" and resource == "pods" and (
+            (request.operation == "DELETE" and not sub) or (request.operation == "CREATE" and sub == "eviction")):
+        return _from_pod_restart(request, now=now)
     return None
 
 

@@ -32,16 +32,13 @@ def _storable(value: str) -> str:
     return value
 
 
-def identifier(max_length: int) -> Any:
-    """A string the history stores and indexes: storable, and short enough for an index entry."""
-    return Annotated[pydantic.StrictStr, pydantic.Field(max_length=max_length), pydantic.AfterValidator(_storable)]
-
-
+# Strings the history stores and indexes: storable, and short enough for an index entry.
 # Kubernetes' own limits where it has them (names: DNS subdomains); the others keep every index
-# entry of the history well below PostgreSQL's limit of about 2,700 bytes.
-Identifier = identifier(253)
-Username = identifier(512)
-Image = identifier(4096)
+# entry of the history well below PostgreSQL's limit of about 2,700 bytes. Spelled out (not built
+# by a function) so type checkers see them as the str they are.
+Identifier = Annotated[pydantic.StrictStr, pydantic.Field(max_length=253), pydantic.AfterValidator(_storable)]
+Username = Annotated[pydantic.StrictStr, pydantic.Field(max_length=512), pydantic.AfterValidator(_storable)]
+Image = Annotated[pydantic.StrictStr, pydantic.Field(max_length=4096), pydantic.AfterValidator(_storable)]
 Replicas = Annotated[pydantic.StrictInt, pydantic.Field(ge=0, le=INT32_MAX)]
 StringMap = dict[pydantic.StrictStr, pydantic.StrictStr]
 

@@ -66,6 +66,7 @@ def migrate(
 
     settings = common.settings(**_given(locals()))
     with common.stores(settings, redis=False) as settings:
+        assert settings.stores.postgres_dsn is not None  # the embedded server's, when none was given
         applied = asyncio.run(run(settings.stores.postgres_dsn))
     common.console.print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
 
@@ -73,7 +74,7 @@ def migrate(
 @app.command()
 def certs(
     out: Annotated[pathlib.Path, Opt(help="Directory for ca.crt, tls.crt, tls.key.")] = pathlib.Path("certs"),
-    host: Annotated[list[str], Opt("--host", help="Extra DNS name or IP for the serving certificate.")] = [],
+    host: Annotated[list[str], Opt("--host", help="Extra DNS name or IP for the serving certificate.")] = [],  # noqa: B006 (typer reads, never mutates)
 ) -> None:
     """Write a development CA and serving certificate (localhost, 127.0.0.1)."""
     from webhook.tls.selfsigned import ensure_serving_pair

@@ -119,7 +119,7 @@ async def _one(runtime: Runtime, entry: Any, *, record: bool) -> dict[str, Any]:
                 "outcome": "bad-request", "pattern": None}
     try:
         result = await runtime.gate.review(review.request, record=record)
-    except Exception as exc:  # a store failed mid-replay: say so for this entry and carry on
+    except Exception as exc:  # noqa: BLE001 - a store failed mid-replay: say so for this entry and carry on
         return {"uid": review.request.uid, "allowed": None, "code": None, "message": f"error: {exc}",
                 "warnings": [], "gated": True, "outcome": "error", "pattern": None}
     return report.summary(result)

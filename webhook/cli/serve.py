@@ -215,7 +215,7 @@ async def _serve(settings: Settings, runtime: Runtime, *, shutdown: Shutdown) ->
         ssl_keyfile=str(settings.server.tls_key), log_config=None, access_log=False, lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SECONDS, timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
-    servers = [_Server(config)]
+    servers: list[uvicorn.Server] = [_Server(config)]
     if settings.server.metrics_port:
         metrics_config = uvicorn.Config(create_metrics_app(), host=settings.server.host, port=settings.server.metrics_port,
                                         log_config=None, access_log=False, lifespan="off")

@@ -56,7 +56,7 @@ class Restriction:
             pattern=PatternType(data["pattern"]), strategy=Strategy(data["strategy"]), scope=str(data["scope"]),
             applies=Applies(str(data["applies"])), started=datetime.datetime.fromisoformat(str(data["started"])),
             until=datetime.datetime.fromisoformat(str(data["until"])), alert=str(data["alert"]),
-            evidence=str(data["evidence"]), target_key=data.get("target_key") and str(data["target_key"]),
+            evidence=str(data["evidence"]), target_key=str(data["target_key"]) if data.get("target_key") else None,
         )
 
 

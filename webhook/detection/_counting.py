@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -20,7 +21,7 @@ def required(policy: PatternPolicy, name: str, default: float) -> int:
 
 def reversals(directions: Sequence[object]) -> int:
     """How many times the direction differs from the one before (``+ - + -`` has 3)."""
-    return sum(1 for before, after in zip(directions, directions[1:]) if after != before)
+    return sum(1 for before, after in itertools.pairwise(directions) if after != before)
 
 
 def ends_in_reversal(directions: Sequence[object]) -> bool:

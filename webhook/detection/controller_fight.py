@@ -22,6 +22,7 @@ is almost certainly a controller reacting; one near the edge of the window may b
 from __future__ import annotations
 
 import datetime
+import itertools
 
 from webhook.actions.model import ActionEvent
 from webhook.detection import _history, _wording
@@ -65,7 +66,7 @@ def detect(situation: Situation, policy: PatternPolicy) -> Finding | None:
 def _last_revert(
     changes: list[ActionEvent], *, actor: str, revert_window: datetime.timedelta,
 ) -> tuple[ActionEvent, ActionEvent] | None:
-    for mine, theirs in reversed(list(zip(changes, changes[1:]))):
+    for mine, theirs in reversed(list(itertools.pairwise(changes))):
         if (
             mine.actor == actor
             and theirs.actor != actor

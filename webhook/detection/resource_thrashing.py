@@ -114,9 +114,9 @@ def _dimension_triggers(
     sequences: dict[str, list[tuple[ActionEvent, ResourceChange]]] = {dimension: [] for dimension in proposed_moves}
     for event in events:
         for dimension, change in _moves(event).items():
-            sequence = sequences.get(dimension)
-            if sequence is not None:
-                sequence.append((event, change))
+            pending = sequences.get(dimension)
+            if pending is not None:
+                pending.append((event, change))
     triggers = []
     for dimension, proposed_change in proposed_moves.items():
         pairs = [*sequences[dimension], (proposed, proposed_change)]

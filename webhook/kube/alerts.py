@@ -26,7 +26,7 @@ import dataclasses
 import datetime
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from webhook.actions.model import TargetRef, rfc3339
 from webhook.decision.decide import AlertUpdate, Decision, Outcome, Phase
@@ -237,7 +237,8 @@ class AlertWriter:
             self.queue.put_nowait(work)
         except asyncio.QueueFull:
             ALERT_WRITER_FAILURES.inc()
-            logger.warning("alert queue full (%d): dropping the update of %s", self.queue.maxsize, work.key)
+            logger.warning("alert queue full (%d): dropping the update of %s", self.queue.maxsize,
+                           work.key if work is not None else decision.event.uid)
         except Exception:  # noqa: BLE001 - the decision is already made; an alert must not undo it
             ALERT_WRITER_FAILURES.inc()
             logger.exception("cannot queue the alert of %s", decision.event.uid)
@@ -251,7 +252,7 @@ class AlertWriter:
         if self._tasks and not self.queue.empty():
             try:
                 await asyncio.wait_for(self.queue.join(), drain)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 logger.warning("stopping with %d alert update(s) unwritten", self.queue.qsize())
         for task in self._tasks:
             task.cancel()
@@ -300,15 +301,17 @@ class AlertWriter:
                     logger.info("refusal by %s, but the alert does not exist (deleted?): not recreated", work.key)
                     return
                 try:
-                    obj = await self.client.call(custom.create_namespaced_custom_object, GROUP, VERSION,
-                                                 work.namespace, ALERTS, self._new_object(work))
+                    obj = cast("dict[str, Any]", await self.client.call(
+                        custom.create_namespaced_custom_object, GROUP, VERSION, work.namespace, ALERTS,
+                        self._new_object(work)))
                 except Exception as exc:
                     if is_status(exc, 409):  # another replica created it first
                         continue
                     raise
             elif work.spec is not None and _differs(obj.get("spec") or {}, work.spec):
-                obj = await self.client.call(custom.patch_namespaced_custom_object, GROUP, VERSION,
-                                             work.namespace, ALERTS, work.name, {"spec": dict(work.spec)})
+                obj = cast("dict[str, Any]", await self.client.call(
+                    custom.patch_namespaced_custom_object, GROUP, VERSION, work.namespace, ALERTS, work.name,
+                    {"spec": dict(work.spec)}))
             meta = obj["metadata"]
             body = {
                 "apiVersion": API_VERSION, "kind": ALERT_KIND,

@@ -59,7 +59,7 @@ def kubernetes_identity(client: KubeClient, *, timeout: float) -> str:
     api = kubernetes.client.AuthenticationV1Api(client.api_client)
     try:
         review = api.create_self_subject_review(kubernetes.client.V1SelfSubjectReview(), _request_timeout=timeout)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever failed, the message says the approval cannot proceed
         raise ApprovalError(f"cannot tell who you are in the cluster (SelfSubjectReview failed: "
                             f"{getattr(exc, 'reason', None) or exc}); the approval needs your Kubernetes identity"
                             ) from None

@@ -40,8 +40,18 @@ DEFAULT_TIMEOUT = 5.0
 T = TypeVar("T")
 
 __all__ = [
-    "ALERTS", "ALERT_KIND", "API_VERSION", "ApiException", "Backoff", "GROUP", "KubeClient", "KubeConfigError",
-    "PATTERNS", "VERSION", "is_status", "load_api_client",
+    "ALERTS",
+    "ALERT_KIND",
+    "API_VERSION",
+    "GROUP",
+    "PATTERNS",
+    "VERSION",
+    "ApiException",
+    "Backoff",
+    "KubeClient",
+    "KubeConfigError",
+    "is_status",
+    "load_api_client",
 ]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from webhook.effectiveness.service import EffectivenessService
+from webhook.kube import pattern_status, target_settings
 from webhook.kube.alerts import AlertWriter
 from webhook.kube.approvals import ApprovalSync
 from webhook.kube.client import KubeClient
@@ -61,6 +62,15 @@ class KubeComponents:
                 burst=settings.summary_burst, settle=settings.summary_settle_seconds,
                 retention=datetime.timedelta(days=settings.retention_max_age_days),
                 resync_interval=settings.summary_resync_seconds)
+        self.pattern_status: pattern_status.PatternStatusWriter | None = None
+        self.target_settings: target_settings.TargetSettingsWatcher | None = None
+        if settings.summaries:  # OscillationPattern statistics: every 6 summary passes (60s by default)
+            self.pattern_status = pattern_status.PatternStatusWriter(
+                client, pool=jobs_pool or postgres.pool, cluster_id=settings.cluster_id,
+                interval=6 * settings.summary_interval)
+            # Per-workload retentionPolicy / analysisConfig, set by people on the summaries.
+            self.target_settings = target_settings.TargetSettingsWatcher(
+                client, provider=policies, pool=jobs_pool or postgres.pool, cluster_id=settings.cluster_id)
 
     @classmethod
     def create(cls, settings: Settings, *, postgres: PostgresStore, policies: PolicyProvider,
@@ -93,6 +103,11 @@ class KubeComponents:
             found.append(Loop(name="kubernaut-assessments", start=self.assessments.start, stop=self.assessments.stop))
         if self.summaries is not None:
             found.append(Loop(name="summariser", start=self.summaries.start, stop=self.summaries.stop))
+        if self.pattern_status is not None:
+            found.append(Loop(name="pattern-status", start=self.pattern_status.start, stop=self.pattern_status.stop))
+        if self.target_settings is not None:
+            found.append(Loop(name="target-settings", start=self.target_settings.start,
+                              stop=self.target_settings.stop))
         return found
 
     async def start(self) -> None:

@@ -199,12 +199,12 @@ def weighted_score(components: Mapping[str, Any]) -> float | None:
 def assessment_of(obj: Mapping[str, Any]) -> KubernautAssessment | None:
     """The assessment a *Completed* EffectivenessAssessment gives, or None (not finished, no
     correlation id, nothing assessed: ``no_execution``, ``expired``). Pure."""
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-    status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+    spec = found if isinstance(found := obj.get("spec"), dict) else {}
+    status = found if isinstance(found := obj.get("status"), dict) else {}
     correlation_id = _text(spec.get("correlationID"))
     if status.get("phase") != "Completed" or correlation_id is None:
         return None
-    components = status.get("components") if isinstance(status.get("components"), dict) else {}
+    components = found if isinstance(found := status.get("components"), dict) else {}
     score = weighted_score(components)
     if score is None:
         return None
@@ -213,7 +213,7 @@ def assessment_of(obj: Mapping[str, Any]) -> KubernautAssessment | None:
     def held(value: float | None) -> bool:
         return value is not None and value >= PASSING
 
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    meta = found if isinstance(found := obj.get("metadata"), dict) else {}
     key = f"{meta.get('namespace')}/{meta.get('name')}"
     parts = [f"{name} {value:g}" for name, value in (("health", health), ("alert", alert), ("metrics", metrics))
              if value is not None]

@@ -63,7 +63,7 @@ class BoundedCache(Generic[V]):
             self._inflight[key] = task
         try:
             return await asyncio.wait_for(asyncio.shield(task), self.budget)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             logger.info("lookup of %s is slow; deciding without it", key)
             return None
 

@@ -223,9 +223,9 @@ class Summariser:
             logger.info("summaries: this replica leads")
             self._forget()
         try:
-            if self._resynced_at is None or self.clock() - self._resynced_at >= self.resync_interval:
-                if not await self.resync(report):
-                    return report
+            due = self._resynced_at is None or self.clock() - self._resynced_at >= self.resync_interval
+            if due and not await self.resync(report):
+                return report
             now = await self.repository.database_now()
             await self._summarise_targets(now, report)
             await self._summarise_effectiveness(now, report)

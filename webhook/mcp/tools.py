@@ -363,8 +363,8 @@ async def get_action_effectiveness(runtime: Runtime, *, action_type: str, scope:
     if wanted is None:
         rows = await statistics(action_type=None, group_by=GroupBy.ACTION_TYPE)
         body["by_action_type"] = {row.group: _stats(row) for row in rows}
-    body["notes"] = ["scores are resource_action_traces.effectiveness_score (0..1); sample_size counts assessed "
-                     "actions only, total_actions every recorded one"]
+    body["notes"] = [("scores are resource_action_traces.effectiveness_score (0..1); sample_size counts assessed "
+                      "actions only, total_actions every recorded one")]
     return body
 
 

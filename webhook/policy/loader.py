@@ -33,7 +33,7 @@ def load_policy_text(text: str, *, origin: str = "policy") -> list[PatternPolicy
             places = [f"document {index} item {position}" for position in range(1, len(items) + 1)]
         else:
             items, places = [doc], [f"document {index}"]
-        for item, place in zip(items, places):
+        for item, place in zip(items, places, strict=True):
             try:
                 pattern = OscillationPattern.model_validate(item)
                 policies.append(PatternPolicy.from_document(pattern, source="file"))

@@ -5,10 +5,11 @@ a target wins, so a cluster object overrides the file, which overrides the defau
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from webhook.policy.defaults import default_policies
 from webhook.policy.resolved import PatternPolicy, PolicySet
+from webhook.policy.target_settings import AnalysisConfig
 
 
 class PolicyProvider:
@@ -16,16 +17,23 @@ class PolicyProvider:
         self._file = tuple(file_policies)
         self._defaults = tuple(default_policies())
         self._cluster: tuple[PatternPolicy, ...] = ()
+        self._targets: dict[str, AnalysisConfig] = {}
         self._lock = threading.Lock()
         self._current = self._build()
 
     def _build(self) -> PolicySet:
         cluster = sorted(self._cluster, key=lambda p: p.name)
-        return PolicySet.layered(cluster, self._file, self._defaults)
+        return PolicySet.layered(cluster, self._file, self._defaults, targets=self._targets)
 
     def set_cluster_policies(self, policies: Iterable[PatternPolicy]) -> None:
         with self._lock:
             self._cluster = tuple(policies)
+            self._current = self._build()
+
+    def set_target_settings(self, targets: Mapping[str, AnalysisConfig]) -> None:
+        """Per-target ``analysisConfig`` by target key (from the ActionHistorySummaries)."""
+        with self._lock:
+            self._targets = {key: analysis for key, analysis in targets.items() if not analysis.empty}
             self._current = self._build()
 
     def __call__(self) -> PolicySet:

@@ -11,6 +11,11 @@ from webhook.actions.model import TargetRef
 from webhook.policy import validation
 from webhook.policy.durations import parse_duration
 from webhook.policy.model import Enforcement, OscillationPattern, PatternType, ResourceScope, Strategy
+from webhook.policy.target_settings import AnalysisConfig
+
+#: Patterns judged on one target's history, which a target's ``analysisConfig`` may tune; the
+#: cascading-failure budget spans an actor's actions on many targets and is nobody's to loosen.
+PER_TARGET = frozenset(PatternType) - {PatternType.CASCADING_FAILURE}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +63,18 @@ class PatternPolicy:
                 return False
         return True
 
+    def tuned(self, analysis: AnalysisConfig) -> PatternPolicy:
+        """This policy with a target's ``analysisConfig`` over it: its window, minimum occurrences
+        and (for ineffective-loop, the pattern that reads one) effectiveness threshold."""
+        if self.pattern not in PER_TARGET or analysis.empty:
+            return self
+        thresholds = dict(self.thresholds)
+        if analysis.effectiveness_threshold is not None and self.pattern is PatternType.INEFFECTIVE_LOOP:
+            thresholds["effectivenessThreshold"] = analysis.effectiveness_threshold
+        return dataclasses.replace(
+            self, window=analysis.window or self.window, thresholds=thresholds,
+            min_occurrences=analysis.min_occurrences or self.min_occurrences)
+
     @classmethod
     def from_document(cls, doc: OscillationPattern, *, source: str) -> PatternPolicy:
         """The policy of a document whose every value is usable (else ``PolicyInvalid``)."""
@@ -90,15 +107,22 @@ class PolicySet:
 
     For each pattern the first policy whose scope matches the target applies; later ones for the
     same pattern are ignored for that target. A pattern no policy matches is not checked.
+
+    ``targets`` holds the per-target ``analysisConfig`` (by target key) people set on the
+    target's ActionHistorySummary; it tunes the chosen policies for that target only.
     """
 
     policies: tuple[PatternPolicy, ...]
+    targets: Mapping[str, AnalysisConfig] = dataclasses.field(default_factory=dict)
 
     def for_target(self, target: TargetRef, *, labels: Mapping[str, str] | None) -> dict[PatternType, PatternPolicy]:
         chosen: dict[PatternType, PatternPolicy] = {}
         for policy in self.policies:
             if policy.pattern not in chosen and policy.applies_to(target, labels=labels):
                 chosen[policy.pattern] = policy
+        analysis = self.targets.get(target.key)
+        if analysis is not None:
+            chosen = {pattern: policy.tuned(analysis) for pattern, policy in chosen.items()}
         return chosen
 
     def needs_labels(self, target: TargetRef) -> bool:
@@ -110,5 +134,6 @@ class PolicySet:
         return max((p.window for p in self.policies), default=datetime.timedelta(hours=3))
 
     @classmethod
-    def layered(cls, *layers: Iterable[PatternPolicy]) -> PolicySet:
-        return cls(tuple(policy for layer in layers for policy in layer))
+    def layered(cls, *layers: Iterable[PatternPolicy],
+                targets: Mapping[str, AnalysisConfig] | None = None) -> PolicySet:
+        return cls(tuple(policy for layer in layers for policy in layer), targets=dict(targets or {}))

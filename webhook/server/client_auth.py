@@ -32,7 +32,7 @@ def with_peer_certificate(protocol: type[asyncio.Protocol]) -> type[asyncio.Prot
             super().connection_made(transport)  # type: ignore[arg-type]
             ssl_object = transport.get_extra_info("ssl_object")
             certificate = ssl_object.getpeercert() if ssl_object is not None else None
-            inner = self.app
+            inner = self.app  # type: ignore[has-type]
 
             async def app(scope: Scope, receive: Any, send: Any) -> None:
                 scope.setdefault("extensions", {})["tls"] = {"client_certificate": certificate or None}

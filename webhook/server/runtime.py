@@ -247,7 +247,7 @@ class Runtime:
         try:
             await asyncio.wait_for(migrate(self.settings.stores.postgres_dsn), 30)
             self.migrated = True
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             logger.error("cannot migrate postgres yet, will retry: %s", exc)
 
     async def upkeep(self) -> dict[str, bool]:

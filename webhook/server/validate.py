@@ -57,7 +57,7 @@ async def validate(request: Request) -> JSONResponse:
     with slots.taken(actor):
         try:
             result = await gate.review(admission)
-        except Exception as exc:  # the stores, the network: never the caller's fault, never a 500
+        except Exception as exc:  # noqa: BLE001 - the stores, the network: never the caller's fault, never a 500
             return JSONResponse(_degraded(gate, admission, exc, fail_closed=state.settings.fail_closed))
     return JSONResponse(result.response)
 

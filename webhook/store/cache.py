@@ -9,6 +9,7 @@ import datetime
 import json
 import secrets
 from collections.abc import Sequence
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
@@ -173,7 +174,8 @@ class RestrictionMirror:
             await pipe.execute()
 
     async def since(self, moment: datetime.datetime) -> list[str]:
-        return await self.client.zrangebyscore(self.key, f"({moment.timestamp()}", "+inf")
+        members = await self.client.zrangebyscore(self.key, f"({moment.timestamp()}", "+inf")
+        return cast("list[str]", members)  # decode_responses=True: members are str
 
 
 async def forget_warm_keys(cache: RedisCache) -> int:

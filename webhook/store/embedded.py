@@ -539,10 +539,8 @@ class EmbeddedPostgres(_Supervised):
         import psutil
 
         pgdata = str(self.pgdata.resolve())
-        leftovers = []
-        for process in psutil.process_iter(["name", "cwd"]):
-            if process.info["name"] == "postgres" and process.info["cwd"] == pgdata:
-                leftovers.append(process)
+        leftovers = [process for process in psutil.process_iter(["name", "cwd"])
+                     if process.info["name"] == "postgres" and process.info["cwd"] == pgdata]
         if not leftovers:
             return
         log.warning("waiting for %d leftover PostgreSQL processes of a crashed server on %s", len(leftovers), self.pgdata)

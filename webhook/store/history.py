@@ -48,7 +48,7 @@ from webhook.store.outbox import Outbox
 from webhook.store.postgres import PostgresStore, postgres_error
 from webhook.store.storable import escaped, storable
 
-__all__ = ["HistoryStore", "StoresUnavailable", "LockBusy", "Locking", "Gap", "CACHE_ERRORS"]
+__all__ = ["CACHE_ERRORS", "Gap", "HistoryStore", "LockBusy", "Locking", "StoresUnavailable"]
 
 logger = logging.getLogger(__name__)
 
@@ -229,8 +229,9 @@ class HistoryStore:
             if cached is not None:
                 return cached
             if cache_answered and self.postgres_up:
+                horizon = now - self.cache.horizon
                 try:
-                    events = await self._pg(lambda: load(now - self.cache.horizon))
+                    events = await self._pg(lambda: load(horizon))
                 except PostgresUnavailable:
                     pass
                 else:

@@ -49,7 +49,7 @@ class AdvisoryLocks:
         deadline = loop.time() + wait
         try:
             connection = await self.pool.acquire(timeout=wait)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise LockBusy(f"no lock connection free within {wait}s (locks {', '.join(names)})") from None
         except Exception as exc:
             raise _translated(exc) from exc
@@ -81,7 +81,7 @@ class AdvisoryLocks:
         closed, which ends the session and its locks just the same."""
         try:
             await self.pool.release(connection)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a connection that cannot go back is closed instead
             connection.terminate()
 
 

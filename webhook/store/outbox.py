@@ -14,6 +14,7 @@ import logging
 import os
 import pathlib
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -66,7 +67,8 @@ class Outbox:
         raw = list(await self._spool_lines())
         if self.redis is not None:
             try:
-                raw.extend(fields.get("effects", "") for _, fields in await self.redis.xrange(self.stream, "-", "+"))
+                entries = cast("list[tuple[str, dict[str, str]]]", await self.redis.xrange(self.stream, "-", "+"))
+                raw.extend(fields.get("effects", "") for _, fields in entries)
             except (aioredis.RedisError, OSError):
                 pass
         return [entry for entry in map(_parse, raw) if not isinstance(entry, str)]
@@ -92,7 +94,8 @@ class Outbox:
         if self.redis is None:
             return landed
         while True:
-            entries = await self.redis.xrange(self.stream, "-", "+", count=batch)
+            entries = cast("list[tuple[str, dict[str, str]]]",
+                           await self.redis.xrange(self.stream, "-", "+", count=batch))
             if not entries:
                 return landed
             for entry_id, fields in entries:

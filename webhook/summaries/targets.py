@@ -20,8 +20,17 @@ from webhook.effectiveness.stats import Sample, trend
 from webhook.policy.model import API_GROUP
 from webhook.store.summaries import RECENT, ActiveRestriction, DetectedPattern, ScoredSample, TargetFacts
 
-__all__ = ["RECENT", "ActiveRestriction", "DetectedPattern", "ScoredSample", "TargetFacts", "target_summary",
-           "summary_name", "effectiveness", "rounded"]
+__all__ = [
+    "RECENT",
+    "ActiveRestriction",
+    "DetectedPattern",
+    "ScoredSample",
+    "TargetFacts",
+    "effectiveness",
+    "rounded",
+    "summary_name",
+    "target_summary",
+]
 
 API_VERSION = f"{API_GROUP}/v1"
 KIND = "ActionHistorySummary"

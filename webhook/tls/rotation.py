@@ -254,7 +254,7 @@ def parse_time(text: str | None) -> datetime.datetime | None:
     if not text:
         return None
     try:
-        moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+        moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")  # noqa: DTZ007 - Z: UTC, set below
     except ValueError:
         return None
     return moment.replace(tzinfo=datetime.timezone.utc)

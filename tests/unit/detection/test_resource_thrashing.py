@@ -186,7 +186,7 @@ DIMENSIONS = [("app", "memory", "limits"), ("app", "memory", "requests"), ("app"
 def monotonic_resource_changes(draw):
     """Resource-only events; each dimension keeps one direction throughout (dimensions may differ)."""
     direction = {dim: draw(st.sampled_from([1, -1])) for dim in DIMENSIONS}
-    value = {dim: 1000.0 for dim in DIMENSIONS}
+    value = dict.fromkeys(DIMENSIONS, 1000.0)
     count = draw(st.integers(min_value=1, max_value=12))
     offsets = sorted(draw(st.lists(st.floats(min_value=-89.9, max_value=0), min_size=count, max_size=count)))
     events = []

@@ -155,7 +155,7 @@ def test_empty_documents_keep_the_numbering_of_the_file():
 
 def test_a_duration_too_large_for_any_clock_is_a_usage_error_not_a_crash():
     huge = changed("spec.patternDefinition.detectionCriteria.timeWindow", "9" * 40 + "d")
-    with pytest.raises(PolicyError, match="timeWindow: .*far too long"):
+    with pytest.raises(PolicyError, match=r"timeWindow: .*far too long"):
         load_policy_text(stream(huge))
 
 

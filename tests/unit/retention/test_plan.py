@@ -119,11 +119,22 @@ def test_count_strategies_never_keep_more_than_max_actions(traces, max_actions, 
 
 @hypothesis.given(traces=traces_strategy, max_actions=st.integers(min_value=1, max_value=60))
 def test_oldest_first_keeps_exactly_the_newest(traces, max_actions) -> None:
+    # Exactly: as many as the policy allows (so a keeper that deletes nothing, or everything,
+    # fails), and none of them older than anything deleted (ties: the higher id is the newer).
     deleted = plan_deletions(traces, policy=policy(Strategy.OLDEST_FIRST, max_actions), now=NOW)
-    kept = [t for t in traces if t.id not in deleted]
-    gone = [t for t in traces if t.id in deleted and t.at >= NOW - 90 * DAY]
+    young = [t for t in traces if t.at >= NOW - 90 * DAY]
+    kept = [t for t in young if t.id not in deleted]
+    gone = [t for t in young if t.id in deleted]
+    assert len(kept) == min(max_actions, len(young))
+    assert {t.id for t in traces if t.at < NOW - 90 * DAY} <= deleted
     if kept and gone:
-        assert min(t.at for t in kept) >= max(t.at for t in gone)
+        assert min((t.at, t.id) for t in kept) > max((t.at, t.id) for t in gone)
+
+
+def test_oldest_first_on_a_full_history_keeps_the_limit_and_no_more() -> None:
+    traces = [trace(i, i / 24) for i in range(1, 31)]   # 30 traces, one an hour, id 1 the newest
+    deleted = plan_deletions(traces, policy=policy(Strategy.OLDEST_FIRST, max_actions=12), now=NOW)
+    assert deleted == set(range(13, 31))
 
 
 @hypothesis.given(traces=traces_strategy, max_actions=st.integers(min_value=1, max_value=60))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_a_burst_goes_at_once_then_the_rate_holds():
     bucket = TokenBucket(rate=5, burst=10, clock=times.clock, sleep=times.sleep)
     stamps = take(bucket, times, 30)
     assert stamps[:10] == [1000.0] * 10
-    gaps = [b - a for a, b in zip(stamps[10:], stamps[11:])]
+    gaps = [b - a for a, b in itertools.pairwise(stamps[10:])]
     assert gaps == pytest.approx([0.2] * 19)
 
 

@@ -68,6 +68,6 @@ def _method_rank(method: str) -> int:
 
 def exception_handlers() -> Mapping[type[Exception], Handler]:
     handlers: dict[type[Exception], Handler] = {ApiError: api_error, HTTPException: http_error}
-    handlers.update({error: store_unavailable for error in STORE_ERRORS})
+    handlers.update(dict.fromkeys(STORE_ERRORS, store_unavailable))
     handlers[Exception] = bug
     return handlers

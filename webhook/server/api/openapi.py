@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import pydantic
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -21,7 +22,7 @@ from webhook.effectiveness.model import Assessment
 from webhook.server.api import schemas
 
 REF = "#/components/schemas/{model}"
-_MODELS = [
+_MODELS: list[type[pydantic.BaseModel]] = [
     schemas.Error, schemas.HistoryPage, schemas.AssessedAction, schemas.AssessedCorrelation,
     schemas.EffectivenessReport, schemas.SafetyCheckAction, schemas.SafetyCheckResult, Assessment, AdmissionReview,
 ]
@@ -77,7 +78,7 @@ def build() -> dict[str, Any]:
     review["properties"]["kind"] = {"type": "string", "const": "AdmissionReview"}
     components["AdmissionRequest"]["properties"]["dryRun"] = {
         "anyOf": [{"type": "boolean"}, {"type": "null"}], "default": False, "description": "null means false"}
-    security = [{"bearer": []}]
+    security: list[dict[str, list[str]]] = [{"bearer": []}]
     history = {
         "get": {
             "operationId": "listHistory",

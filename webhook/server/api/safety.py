@@ -49,7 +49,7 @@ async def check(request: Request) -> JSONResponse:
         admission = admission_request(action)
     try:
         extract(admission, now=utcnow())
-    except Exception as exc:  # the object is malformed in a way parsing did not catch
+    except Exception as exc:  # noqa: BLE001 - the object is malformed in a way parsing did not catch
         raise ApiError(400, f"the request's object cannot be read: {type(exc).__name__}: {exc}") from None
     result = await gate_of(request).review(admission, record=False)
     return JSONResponse(schemas.dump(result_out(result)))

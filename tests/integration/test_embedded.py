@@ -221,9 +221,8 @@ def test_embedded_is_chosen_without_dsn(tmp_path: Path) -> None:
     with provide_redis(url=None, data_dir=tmp_path / "r") as cache:
         assert isinstance(cache, EmbeddedRedis) and cache.is_running()
     assert not cache.is_running()
-    with pytest.raises(ValueError):
-        with provide_postgres(dsn=None):
-            pass
+    with pytest.raises(ValueError), provide_postgres(dsn=None):
+        pass
 
 
 async def test_fresh_database_is_empty_and_private(fresh_database: str, postgres_dsn: str) -> None:
