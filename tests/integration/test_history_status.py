@@ -13,22 +13,30 @@ from tests.integration.api_helpers import client, start_gate
 from tests.integration.test_cli import cli
 from tests.integration.test_mcp import call, server
 from tests.sql import fetch
+from webhook.server.runtime import CACHE_HORIZON
+from webhook.store.cache import RedisCache
 from webhook.store.confirmation import ActionStatus, Operation, Proposed, Resolution, Subject
+from webhook.store.history import HistoryStore
 from webhook.store.postgres import PostgresStore, create_pool
 
 
-async def mark(dsn: str, statuses: dict[str, ActionStatus]) -> None:
+async def mark(dsn: str, redis_url: str, statuses: dict[str, ActionStatus]) -> None:
+    """Through the HistoryStore, as the confirmation watch does: a not-applied action also leaves the
+    cached histories the gate and the tools read."""
     pool = await create_pool(dsn, max_size=2)
+    cache = RedisCache.from_url(redis_url, cluster_id="default", horizon=CACHE_HORIZON)
     try:
-        store = PostgresStore(pool, cluster_id="default")
+        history = HistoryStore(postgres=PostgresStore(pool, cluster_id="default"), cache=cache)
         now = datetime.datetime.now(datetime.timezone.utc)
         for uid in statuses:
-            await store.propose(Proposed(uid=uid, at=now, operation=Operation.UPDATE,
-                                         subject=Subject("Deployment", "shop", "cart"), change={"replicas": 5},
-                                         actor=reviews.AGENT, target_key="shop/Deployment/cart"))
-        await store.resolve([Resolution(uid=uid, status=status, reason="test")
-                             for uid, status in statuses.items() if status is not ActionStatus.PROPOSED], at=now)
+            assert await history.propose(Proposed(uid=uid, at=now, operation=Operation.UPDATE,
+                                                  subject=Subject("Deployment", "shop", "cart"),
+                                                  change={"replicas": 5}, actor=reviews.AGENT,
+                                                  target_key="shop/Deployment/cart"))
+        await history.resolve([Resolution(uid=uid, status=status, reason="test")
+                               for uid, status in statuses.items() if status is not ActionStatus.PROPOSED], now=now)
     finally:
+        await cache.close()
         await pool.close()
 
 
@@ -39,7 +47,7 @@ def test_history_api_cli_and_mcp_show_each_actions_status(gate_factory, tmp_path
         assert gate.decide(body)["allowed"]
     uids = [body["request"]["uid"] for body in bodies]
     expected = {uids[0]: ActionStatus.CONFIRMED, uids[1]: ActionStatus.NOT_APPLIED, uids[2]: ActionStatus.PROPOSED}
-    asyncio.run(mark(fresh_database, expected))
+    asyncio.run(mark(fresh_database, fresh_redis_url, expected))
     expected[uids[3]] = ActionStatus.RECORDED  # no status row: recorded with nothing to confirm against
     assert {row["request_uid"] for row in fetch(fresh_database, "SELECT request_uid FROM action_status")} == set(
         uids[:3])

@@ -235,10 +235,13 @@ class HistoryStore:
                 except PostgresUnavailable:
                     pass
                 else:
-                    try:
-                        await self.cache.fill(kind, name, events, now=now)
-                    except CACHE_ERRORS as exc:
-                        self._redis_failed(exc)
+                    # Not while decisions may wait in the outbox: PostgreSQL lacks them until the drain,
+                    # and a key filled now would hide them after it (replayed bundles are not cached).
+                    if not self.outbox_pending:
+                        try:
+                            await self.cache.fill(kind, name, events, now=now)
+                        except CACHE_ERRORS as exc:
+                            self._redis_failed(exc)
                     return [event for event in events if event.at > since]
         if not cache_answered and self.postgres_up:
             try:
