@@ -56,6 +56,10 @@ TEKTON_CRD = E2E_DIR / "manifests" / "tekton-pipelinerun-crd.yaml"
 KUBERNAUT_CRDS = E2E_DIR / "manifests" / "kubernaut-crds.yaml"  # WorkflowExecution, RemediationRequest, ...
 APPROVAL_POLICY_TEMPLATE = "templates/approval-policy.yaml"
 BUILD_SCRIPT = E2E_DIR / "build-binaries.sh"
+# The namespace and release of the gate the local suite runs: excluded by the webhook's namespaceSelector,
+# like a release namespace, with its own ValidatingWebhookConfiguration beside the harness tests'.
+GATE_NAMESPACE = "safety-gate-e2e"
+GATE_RELEASE = "safety-gate-e2e"
 TOOLS_GO_MOD = E2E_DIR / "tools" / "go.mod"
 
 HELM_VERSION = os.environ.get("HELM_VERSION", "v3.19.0")

@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the repository: tests.gateproc, webhook
 
 from cluster import (  # noqa: E402
+    GATE_NAMESPACE,
+    GATE_RELEASE,
     KUBERNAUT_CRDS,
     SUITE_CONTROLLERS,
     TEKTON_CRD,
@@ -116,8 +118,6 @@ def namespace(cluster: ControlPlane, request: pytest.FixtureRequest) -> str:
 # --------------------------------------------------------------------------
 # the gate under test
 
-GATE_NAMESPACE = "safety-gate-e2e"   # excluded by the webhook's namespaceSelector, like a release namespace
-GATE_RELEASE = "safety-gate-e2e"     # its own ValidatingWebhookConfiguration name, beside the harness tests'
 PROBE_NAMESPACE = "sg-e2e-probe"
 
 

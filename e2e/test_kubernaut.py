@@ -14,8 +14,15 @@ import json
 import re
 import uuid
 
-from cluster import ControlPlane, deployment, grant_remediation_rights, oscillation_alert, service_account, wait_for
-from conftest import GATE_NAMESPACE
+from cluster import (
+    GATE_NAMESPACE,
+    ControlPlane,
+    deployment,
+    grant_remediation_rights,
+    oscillation_alert,
+    service_account,
+    wait_for,
+)
 
 KUBERNAUT = service_account("kubernaut-system", "workflowexecution-controller")
 SIGNAL = "KubePodCrashLooping"

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 
-from cluster import ControlPlane, deployment, service_account, wait_for
-from conftest import GATE_NAMESPACE
+from cluster import GATE_NAMESPACE, ControlPlane, deployment, service_account, wait_for
 
 
 def agent_with_pod_rights(cluster: ControlPlane, namespace: str) -> str:

@@ -8,22 +8,11 @@ cache warm, showed a history the gate no longer decided from).
 
 from __future__ import annotations
 
-import time
-
 from mcp import Client
 
 from tests import reviews
 from tests.integration.test_mcp import SECONDS_LEFT, answer, call, run, server
-
-
-def wait_until(predicate, *, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.polling import wait_until
 
 
 def test_with_postgres_stopped_the_tools_and_the_gate_agree(gate_factory, embedded_postgres_factory,

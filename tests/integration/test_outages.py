@@ -3,22 +3,11 @@ decisions continue from whichever store is left, and with both gone the gate fai
 
 from __future__ import annotations
 
-import time
-
 from tests import reviews
+from tests.polling import wait_until
 from tests.sql import fetch
 
 SCALE_STEPS = [(n, n + 1) for n in range(1, 40)]  # monotonic: always allowed, never an oscillation
-
-
-def wait_until(predicate, *, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def admit(gate, uids: list[str], steps, *, name: str = "stream"):

@@ -3,23 +3,12 @@ the old gate decided cold targets from empty history, admitted them, and said re
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import redis
 
 from tests import reviews
 from tests.gateproc import GateProcess
-
-
-def wait_until(predicate, *, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.polling import wait_until
 
 
 @pytest.mark.parametrize("fail_closed", [False, True])

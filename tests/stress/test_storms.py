@@ -19,6 +19,7 @@ import pytest
 
 from tests import reviews
 from tests.gateproc import GateProcess, free_port
+from tests.polling import wait_until
 from tests.sql import fetch
 
 REVERSALS = 12
@@ -125,18 +126,6 @@ def test_cascade_storm_admits_exactly_the_serial_budget(gates, fresh_database, p
     # Every admitted action is recorded once; no refused one is.
     recorded = traces(fresh_database)
     assert set(recorded) == set(admitted) and set(recorded.values()) == {1}
-
-
-def wait_until(predicate, *, timeout: float = 60, what: str = "condition"):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def postgres_down(gate: GateProcess) -> bool:
