@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from webhook.actions.model import ActionEvent
+from webhook.detection.situation import Finding, Severity
+from webhook.policy.model import PatternType
 from webhook.policy.resolved import PatternPolicy
 
 
@@ -48,3 +51,26 @@ def confidence(observed: float, needed: float) -> float:
     if needed <= 0:
         return 1.0
     return max(0.0, min(1.0, observed / (2 * needed)))
+
+
+def repetition_finding(*, pattern: PatternType, policy: PatternPolicy, counted: Sequence[ActionEvent],
+                       proposed: ActionEvent,
+                       summarise: Callable[[Sequence[ActionEvent]], str]) -> Finding | None:
+    """The finding of a loop of one action: the ``counted`` earlier ineffective repetitions against
+    ``minOccurrences`` − 1 (the proposed one completes the loop). Triggered at that many, a near
+    miss one short, else None. Severity HIGH, CRITICAL at twice the count; the evidence is the
+    counted repetitions and the proposed one."""
+    needed = max(1, policy.min_occurrences - 1)
+    count = len(counted)
+    triggered = count >= needed
+    if not triggered and not (count >= 1 and count == needed - 1):
+        return None
+    return Finding(
+        pattern=pattern,
+        policy=policy,
+        triggered=triggered,
+        severity=Severity.CRITICAL if count >= 2 * needed else Severity.HIGH,
+        confidence=confidence(count, needed),
+        evidence=(*counted, proposed),
+        summary=summarise(counted),
+    )

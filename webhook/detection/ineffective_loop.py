@@ -27,9 +27,11 @@ the counted actions was assessed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from webhook.actions.model import ActionEvent
 from webhook.detection import _counting, _history, _wording
-from webhook.detection.situation import Finding, Severity, Situation
+from webhook.detection.situation import Finding, Situation
 from webhook.policy.model import PatternType
 from webhook.policy.resolved import PatternPolicy
 
@@ -50,20 +52,9 @@ def detect(situation: Situation, policy: PatternPolicy) -> Finding | None:
         elif _ineffective(event, later=events[index + 1:], threshold=threshold):
             counted.append(event)
 
-    needed = max(1, policy.min_occurrences - 1)
-    count = len(counted)
-    triggered = count >= needed
-    if not triggered and not (count >= 1 and count == needed - 1):
-        return None
-    return Finding(
-        pattern=PATTERN,
-        policy=policy,
-        triggered=triggered,
-        severity=Severity.CRITICAL if count >= 2 * needed else Severity.HIGH,
-        confidence=_counting.confidence(count, needed),
-        evidence=(*counted, proposed),
-        summary=summarise(counted, proposed=proposed, situation=situation),
-    )
+    return _counting.repetition_finding(
+        pattern=PATTERN, policy=policy, counted=counted, proposed=proposed,
+        summarise=lambda found: summarise(found, proposed=proposed, situation=situation))
 
 
 def _same_loop(event: ActionEvent, proposed: ActionEvent) -> bool:
@@ -82,7 +73,7 @@ def _ineffective(event: ActionEvent, *, later: list[ActionEvent], threshold: flo
         for other in later)
 
 
-def summarise(counted: list[ActionEvent], *, proposed: ActionEvent, situation: Situation) -> str:
+def summarise(counted: Sequence[ActionEvent], *, proposed: ActionEvent, situation: Situation) -> str:
     alerts = list(dict.fromkeys(event.alert_name for event in counted if event.alert_name))
     workflows = list(dict.fromkeys(event.remediation for event in counted
                                    if event.remediation and event.remediation != event.action_type))

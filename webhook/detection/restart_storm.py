@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from webhook.actions.model import ActionEvent
 from webhook.detection import _counting, _history, _wording
-from webhook.detection.situation import Finding, Severity, Situation
+from webhook.detection.situation import Finding, Situation
 from webhook.policy.model import PatternType
 from webhook.policy.resolved import PatternPolicy
 
@@ -38,19 +38,7 @@ def detect(situation: Situation, policy: PatternPolicy) -> Finding | None:
         else:
             counted.append(event)
 
-    needed = max(1, policy.min_occurrences - 1)
-    count = len(counted)
-    triggered = count >= needed
-    if not triggered and not (count >= 1 and count == needed - 1):
-        return None
-    text = (f"{count} earlier pod {'restart' if count == 1 else 'restarts'} in "
-            f"{_wording.span(counted[0].at, situation.now)} without effect")
-    return Finding(
-        pattern=PATTERN,
-        policy=policy,
-        triggered=triggered,
-        severity=Severity.CRITICAL if count >= 2 * needed else Severity.HIGH,
-        confidence=_counting.confidence(count, needed),
-        evidence=(*counted, proposed),
-        summary=text,
-    )
+    return _counting.repetition_finding(
+        pattern=PATTERN, policy=policy, counted=counted, proposed=proposed,
+        summarise=lambda found: (f"{len(found)} earlier pod {'restart' if len(found) == 1 else 'restarts'} in "
+                                 f"{_wording.span(found[0].at, situation.now)} without effect"))
