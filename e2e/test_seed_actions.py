@@ -102,6 +102,14 @@ def test_cordon_uncordon_cordon_is_cooled_on_the_third_change(cluster: ControlPl
         assert cluster.kubectl_json("get", "node", node).get("spec", {}).get("unschedulable") is not True
         assert gate.count("SELECT count(*) FROM resource_action_traces WHERE kind = 'Node' AND name = $1",
                           node) == 2
+        decided = gate.sql("SELECT allowed, pattern FROM admission_decisions WHERE name = $1 AND actor = $2 "
+                           "ORDER BY decided_at", node, agent)
+        assert [(d["allowed"], d["pattern"]) for d in decided] == [
+            (True, None), (True, None), (False, "schedulability-oscillation")], decided
+        # The cooling period is kept (migration 0008): the next cordon is refused by it, not found anew.
+        assert gate.count("SELECT count(*) FROM restrictions WHERE scope = $1 AND applies = 'schedulability'",
+                          f"target//Node/{node}") == 1
+        assert gate.count("SELECT count(*) FROM dead_letters WHERE strpos(payload, $1) > 0", node) == 0
     finally:
         cluster.kubectl("delete", "node", node, "--wait=false")
         cluster.kubectl("delete", "clusterrolebinding,clusterrole", f"cordon-{namespace}")

@@ -214,10 +214,12 @@ def test_an_agents_cordon_uncordon_cordon_of_the_node_is_refused_429_on_the_thir
         assert f"oscillationalert {NAMESPACE}/node-{node}-schedulability-oscillation" in refused.stderr
         assert kind_cluster.kubectl_json("get", "node", node).get("spec", {}).get("unschedulable") is not True
         answers = json.loads(kind_cluster.psql(
-            "SELECT coalesce(json_agg(d ORDER BY decided_at), '[]') FROM (SELECT allowed, pattern FROM "
-            f"admission_decisions WHERE kind = 'Node' AND name = '{node}' AND actor = '{agent}') d"))
-        assert [a["allowed"] for a in answers][-1] is False and answers[-1]["pattern"] == "schedulability-oscillation"
-        assert [a["allowed"] for a in answers].count(True) >= 2, answers
+            "SELECT coalesce(json_agg(d ORDER BY decided_at), '[]') FROM (SELECT allowed, pattern, outcome, "
+            f"action_type, decided_at FROM admission_decisions WHERE name = '{node}' AND actor = '{agent}') d"))
+        flags = [a["allowed"] for a in answers]
+        allowed, denied = flags.count(True), flags.count(False)
+        assert allowed >= 2 and denied >= 1 and flags == [True] * allowed + [False] * denied, answers
+        assert {a["pattern"] for a in answers if not a["allowed"]} == {"schedulability-oscillation"}, answers
     finally:
         kind_cluster.kubectl("uncordon", node)
         kind_cluster.kubectl("delete", "clusterrolebinding,clusterrole", role)
