@@ -72,8 +72,10 @@ T = TypeVar("T")
 
 CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
 # What the suite's control plane runs: the HPA (clamping to its bounds: no metrics-server), and the
-# Deployment and ReplicaSet controllers so Deployments behave as in a cluster (revisions, ReplicaSets).
-SUITE_CONTROLLERS = ("horizontal-pod-autoscaler-controller", "deployment-controller", "replicaset-controller")
+# Deployment and ReplicaSet controllers so Deployments behave as in a cluster (revisions, ReplicaSets),
+# and the PersistentVolume binder, which binds claims to volumes: only a bound claim can be expanded.
+SUITE_CONTROLLERS = ("horizontal-pod-autoscaler-controller", "deployment-controller", "replicaset-controller",
+                     "persistentvolume-binder-controller")
 
 
 # --------------------------------------------------------------------------
@@ -573,7 +575,8 @@ class ControlPlane:
         """Without per-controller credentials every controller writes as the controller-manager's own
         user, whose bootstrap role lacks what the controllers do (the scale subresource, ...): clusters
         run that way bind the controllers' roles to it, as this does."""
-        short = {"horizontal-pod-autoscaler-controller": "horizontal-pod-autoscaler"}
+        short = {"horizontal-pod-autoscaler-controller": "horizontal-pod-autoscaler",
+                 "persistentvolume-binder-controller": "persistent-volume-binder"}
         self.apply([
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
              "metadata": {"name": f"e2e:kube-controller-manager:{role}"},

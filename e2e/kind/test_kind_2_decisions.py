@@ -1,6 +1,7 @@
 """The chart's gate pods in the admission path of a real cluster: an agent's scale loop, a fight
-with kind's own HorizontalPodAutoscaler, and a Kubernaut-shaped PipelineRun loop escalated to a
-person and approved once."""
+with kind's own HorizontalPodAutoscaler, a Kubernaut-shaped PipelineRun loop escalated to a
+person and approved once, and two of the seed's other actions: an agent's pod restarts of one
+Deployment (restart_pod) and its cordons of the node (drain_node)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from cluster import TEKTON_CRD, remediation_pipelinerun, wait_for
 from kind_helpers import (
     DENIED,
+    NAMESPACE,
     REPO,
     KindCluster,
     agent_of,
@@ -129,3 +131,95 @@ def test_a_pipelinerun_loop_is_escalated_then_approved_once(kind_cluster: KindCl
     assert len(kind_cluster.kubectl_json("get", "pr", namespace=namespace)["items"]) == 4
     wait_alert(kind_cluster, namespace, alert_name, lambda a: a["status"].get("approvalUsedBy") == agent,
                "the used approval recorded on the alert")
+
+
+def pod_rights(cluster: KindCluster, agent: str, namespace: str) -> None:
+    """What an agent that restarts pods holds: read and delete its namespace's pods."""
+    name = agent.rsplit(":", 1)[-1]
+    cluster.apply([
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "restarter", "namespace": namespace},
+         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "delete"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "restarter", "namespace": namespace},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "restarter"},
+         "subjects": [{"kind": "ServiceAccount", "namespace": namespace, "name": name}]},
+    ])
+
+
+def live_pod(cluster: KindCluster, namespace: str, app: str, *, other_than: set[str]) -> str:
+    """A pod of ``app`` not seen before: the ReplicaSet controller's replacement of the last one."""
+    def fresh():
+        pods = cluster.kubectl_json("get", "pods", "-l", f"app={app}", namespace=namespace)["items"]
+        names = [p["metadata"]["name"] for p in pods
+                 if not p["metadata"].get("deletionTimestamp") and p["metadata"]["name"] not in other_than]
+        return names[0] if names else None
+    return wait_for(fresh, timeout=60, interval=0.5, description=f"a new pod of {app}")
+
+
+def test_an_agents_fourth_pod_restart_of_one_deployment_within_the_hour_is_escalated(
+        kind_cluster: KindCluster, namespace: str):
+    """restart_pod (DESIGN §4): three earlier restarts of one workload's pods within 1h, unassessed,
+    and the next is refused 403 for a person (escalate-human), judged on the owning Deployment."""
+    agent = agent_of(kind_cluster, namespace)
+    pod_rights(kind_cluster, agent, namespace)
+    kind_cluster.apply(workload("api", namespace, schedulable=False))
+    seen: set[str] = set()
+    for _ in range(3):
+        pod = live_pod(kind_cluster, namespace, "api", other_than=seen)
+        seen.add(pod)
+        res = kind_cluster.kubectl("delete", "pod", pod, "--wait=false", namespace=namespace, as_user=agent)
+        assert res.returncode == 0, res.stderr
+    pod = live_pod(kind_cluster, namespace, "api", other_than=seen)
+    refused = kind_cluster.kubectl("delete", "pod", pod, "--wait=false", namespace=namespace, as_user=agent)
+    assert refused.returncode != 0 and DENIED in refused.stderr, refused.stderr
+    assert f"safety-gate: restart-storm on Deployment {namespace}/api: 3 earlier pod restarts" in refused.stderr, \
+        refused.stderr
+    assert f"safety-gate approve {namespace}/deployment-api-restart-storm" in refused.stderr
+    assert kind_cluster.kubectl_json("get", "pod", pod, namespace=namespace)["metadata"]["name"] == pod  # still there
+    alert = wait_alert(kind_cluster, namespace, "deployment-api-restart-storm",
+                       lambda a: a.get("status", {}).get("phase") == "PendingApproval", "the restart-storm escalation")
+    assert alert["spec"]["strategy"] == "escalate-human" and alert["spec"]["actor"] == agent
+    # The three restarts admitted, then the refusal (each admission run is a decision of its own).
+    made = [(d["allowed"], d["pattern"]) for d in decisions(kind_cluster, namespace) if d["actor"] == agent]
+    flags = [ok for ok, _ in made]
+    allowed, denied = flags.count(True), flags.count(False)
+    assert allowed >= 3 and denied >= 1 and flags == [True] * allowed + [False] * denied, made
+    assert {pattern for ok, pattern in made if not ok} == {"restart-storm"}, made
+
+
+def test_an_agents_cordon_uncordon_cordon_of_the_node_is_refused_429_on_the_third(
+        kind_cluster: KindCluster, namespace: str):
+    """drain_node (DESIGN §4): a node's schedulability reversed twice by an agent; the third change
+    starts a 30m cooling period. The node is kind's own, so the admin uncordons it in any case
+    (a person: warned, never refused)."""
+    node = kind_cluster.kubectl_json("get", "nodes")["items"][0]["metadata"]["name"]
+    agent = agent_of(kind_cluster, namespace)
+    role = f"cordon-{namespace}"
+    kind_cluster.apply([
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role},
+         "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch", "update"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": role},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+         "subjects": [{"kind": "ServiceAccount", "namespace": namespace, "name": "agent"}]},
+    ])
+    try:
+        for verb in ("cordon", "uncordon"):
+            res = kind_cluster.kubectl(verb, node, as_user=agent)
+            assert res.returncode == 0, res.stderr
+        refused = kind_cluster.kubectl("cordon", node, as_user=agent)  # kubectl cordon exits 0 even so
+        assert DENIED in refused.stderr, refused.stderr
+        assert f"safety-gate: schedulability-oscillation on Node {node}" in refused.stderr, refused.stderr
+        assert "cooling period until" in refused.stderr
+        assert f"oscillationalert {NAMESPACE}/node-{node}-schedulability-oscillation" in refused.stderr
+        assert kind_cluster.kubectl_json("get", "node", node).get("spec", {}).get("unschedulable") is not True
+        answers = json.loads(kind_cluster.psql(
+            "SELECT coalesce(json_agg(d ORDER BY decided_at), '[]') FROM (SELECT allowed, pattern, outcome, "
+            f"action_type, decided_at FROM admission_decisions WHERE name = '{node}' AND actor = '{agent}') d"))
+        flags = [a["allowed"] for a in answers]
+        allowed, denied = flags.count(True), flags.count(False)
+        assert allowed >= 2 and denied >= 1 and flags == [True] * allowed + [False] * denied, answers
+        assert {a["pattern"] for a in answers if not a["allowed"]} == {"schedulability-oscillation"}, answers
+    finally:
+        kind_cluster.kubectl("uncordon", node)
+        kind_cluster.kubectl("delete", "clusterrolebinding,clusterrole", role)

@@ -22,13 +22,14 @@ from webhook.admission import responses
 from webhook.admission.extract import Proposal
 from webhook.decision import messages
 from webhook.decision.state import (
+    ActorScope,
     Approval,
     GateState,
     Restriction,
-    actor_scope,
+    RestrictionScope,
+    TargetScope,
     alert_name,
     enforcement_for_person,
-    target_scope,
 )
 from webhook.detection.detect import detect_all
 from webhook.detection.registry import Scope, spec_of
@@ -231,11 +232,11 @@ def _judge(*, proposal: Proposal, situation: Situation, findings: Sequence[Findi
     warnings = _bypass_warnings(proposal=proposal, event=event, rules=rules)
     event = event.replace(bypass=None) if warnings else event
     triggered = tuple(f for f in findings if f.triggered)
-    if not triggered:
+    if not triggered or event.target is None:  # untargeted changes were admitted by the screen
         warnings.extend(messages.near_miss(f, event.target) for f in findings if not f.triggered)
         return Decision(outcome=Outcome.ALLOW, event=event, warnings=tuple(warnings))
-    return _apply_strategy(event=event, now=now, findings=triggered, situation=situation, state=state,
-                           hpa=hpa, warnings=warnings, cluster_namespace=cluster_namespace)
+    return _apply_strategy(event=event, target=event.target, now=now, findings=triggered, situation=situation,
+                           state=state, hpa=hpa, warnings=warnings, cluster_namespace=cluster_namespace)
 
 
 def _strongest_restriction(restrictions: Sequence[Restriction]) -> Restriction:
@@ -251,12 +252,10 @@ def _effective_enforcement(event: ActionEvent, policy_enforcement: Enforcement) 
 def _refuse_by_restriction(*, event: ActionEvent, now: datetime.datetime, restriction: Restriction,
                            policies: Mapping[PatternType, PatternPolicy], warnings: list[str]) -> Decision:
     is_block = restriction.strategy is Strategy.BLOCK_ACTION
-    scope = restriction.scope.split("/", 2)[-1] if restriction.scope.startswith("actor/") else "target"
-    if scope != "target":
-        scope = "cluster" if restriction.scope.endswith("/cluster") else "namespace/" + restriction.scope.rsplit("/", 1)[-1]
     message = messages.refused_by_restriction(
         kind="blocked" if is_block else "cooling period", pattern=restriction.pattern.value, target=event.target,
-        evidence=restriction.evidence, until=restriction.until, now=now, alert=restriction.alert, scope=scope,
+        evidence=restriction.evidence, until=restriction.until, now=now, alert=restriction.alert,
+        scope=restriction.reach,
     )
     if event.actor_class is ActorClass.PERSON:
         return Decision(outcome=Outcome.WARN, event=event, refused_by=restriction,
@@ -267,13 +266,12 @@ def _refuse_by_restriction(*, event: ActionEvent, now: datetime.datetime, restri
     )
 
 
-def _apply_strategy(*, event: ActionEvent, now: datetime.datetime, findings: tuple[Finding, ...],
+def _apply_strategy(*, event: ActionEvent, target: TargetRef, now: datetime.datetime, findings: tuple[Finding, ...],
                     situation: Situation, state: GateState, hpa: str | None, warnings: list[str],
                     cluster_namespace: str = "default") -> Decision:
     winner, others = findings[0], findings[1:]
     policy, spec = winner.policy, spec_of(winner.pattern)
-    target = event.target
-    alert_ns = target.home(cluster_namespace) if target else "default"
+    alert_ns = target.home(cluster_namespace)
     alert = alert_name(pattern=winner.pattern, target=target, actor=event.actor, scope=winner.scope)
     alert_key = f"{alert_ns}/{alert}"
     enforcement = _effective_enforcement(event, policy.enforcement)
@@ -282,10 +280,11 @@ def _apply_strategy(*, event: ActionEvent, now: datetime.datetime, findings: tup
     escalation_reason = ""
     if strategy is Strategy.COOLING_PERIOD:
         escalate_after = policy.integer("escalateAfter", 3)
-        if state.recent_cooling_periods + 1 >= escalate_after:
+        earlier = state.cooling_periods(winner.pattern)
+        if earlier + 1 >= escalate_after:
             strategy = Strategy.ESCALATE_HUMAN
             escalation_reason = (
-                f"; cooling period {state.recent_cooling_periods + 1} within "
+                f"; cooling period {earlier + 1} within "
                 f"{policy.parameters.get('escalateWindow', '24h')}"
             )
 
@@ -304,23 +303,20 @@ def _apply_strategy(*, event: ActionEvent, now: datetime.datetime, findings: tup
             # The agent already waited out a period measured from its last change; start one now.
             started, cooldown_until = now, now + cooldown
         restriction = Restriction(
-            pattern=winner.pattern, strategy=strategy, scope=target_scope(target) if target else "",
+            pattern=winner.pattern, strategy=strategy, scope=TargetScope.of(target),
             applies=spec.refuses, started=started, until=cooldown_until, alert=alert_key,
-            evidence=winner.summary, target_key=target.key if target else None,
+            evidence=winner.summary, target_key=target.key,
         )
         code = 429
         message = messages.cooling(finding=winner, target=target, until=cooldown_until, now=now, alert=alert_key,
                                    others=others)
     elif strategy is Strategy.BLOCK_ACTION:
         cooldown_until = now + policy.duration("blockDuration", "60m")
-        if spec.scope is Scope.ACTOR:
-            scope = actor_scope(event.actor, winner.scope)
-        else:
-            scope = target_scope(target) if target else ""
+        scope: RestrictionScope = (ActorScope(event.actor, winner.scope) if spec.scope is Scope.ACTOR
+                                   else TargetScope.of(target))
         restriction = Restriction(
             pattern=winner.pattern, strategy=strategy, scope=scope, applies=spec.refuses, started=now,
-            until=cooldown_until, alert=alert_key, evidence=winner.summary,
-            target_key=target.key if target else None,
+            until=cooldown_until, alert=alert_key, evidence=winner.summary, target_key=target.key,
         )
         message = messages.blocked(finding=winner, target=target, until=cooldown_until, now=now, alert=alert_key,
                                    hpa=hpa, others=others)

@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Sequence
 
 from webhook.actions.model import TargetRef, rfc3339
-from webhook.detection.situation import Finding
+from webhook.detection.situation import Breadth, Finding, Reach
 
 PREFIX = "safety-gate:"
 
@@ -15,10 +15,10 @@ def seconds_left(until: datetime.datetime, now: datetime.datetime) -> int:
     return max(0, int((until - now).total_seconds() + 0.999))
 
 
-def subject(pattern: str, target: TargetRef | None, scope: str = "target") -> str:
-    if scope.startswith("namespace/"):
-        return f"{pattern} in namespace {scope.split('/', 1)[1]}"
-    if scope == "cluster" or target is None:
+def subject(pattern: str, target: TargetRef | None, scope: Reach = Reach.TARGET) -> str:
+    if scope.breadth is Breadth.NAMESPACE:
+        return f"{pattern} in namespace {scope.namespace}"
+    if scope.breadth is Breadth.CLUSTER or target is None:
         return f"{pattern} across the cluster"
     return f"{pattern} on {target.display}"
 
@@ -74,7 +74,7 @@ def escalated(*, finding: Finding, target: TargetRef | None, alert: str, reason:
 
 
 def refused_by_restriction(*, kind: str, pattern: str, target: TargetRef | None, evidence: str,
-                           until: datetime.datetime, now: datetime.datetime, alert: str, scope: str) -> str:
+                           until: datetime.datetime, now: datetime.datetime, alert: str, scope: Reach) -> str:
     return (
         f"{PREFIX} {subject(pattern, target, scope)}: {evidence}; {kind} until {rfc3339(until)} "
         f"({seconds_left(until, now)}s left); {see_alert(alert)}"

@@ -6,10 +6,10 @@ actor history should hold nothing else, but an event by someone else is ignored 
 than trusted, since counting it would block an actor for another's work. Events without a
 target are skipped; a proposed event without a target is never part of this pattern.
 
-* ≥ ``clusterWorkloads`` (20) distinct workloads anywhere → triggered, ``scope="cluster"``, CRITICAL.
+* ≥ ``clusterWorkloads`` (20) distinct workloads anywhere → triggered, ``Reach.CLUSTER``, CRITICAL.
 * else ≥ ``namespaceWorkloads`` distinct workloads in the proposed target's namespace (the
   threshold overrides ``minOccurrences``, which is used when it is absent) → triggered,
-  ``scope="namespace/<ns>"``, HIGH.
+  ``Reach.of_namespace(ns)``, HIGH.
 * near miss: one workload short of either (and at least one workload besides the proposed),
   the cluster one reported when both are.
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from webhook.actions.model import ActionEvent
 from webhook.detection import _counting, _history, _wording
-from webhook.detection.situation import Finding, Severity, Situation
+from webhook.detection.situation import Breadth, Finding, Reach, Severity, Situation
 from webhook.policy.model import PatternType
 from webhook.policy.resolved import PatternPolicy
 
@@ -43,18 +43,18 @@ def detect(situation: Situation, policy: PatternPolicy) -> Finding | None:
 
     if len(everywhere) >= cluster_needed:
         return _finding(situation, policy, everywhere, needed=cluster_needed, triggered=True,
-                        scope="cluster", severity=Severity.CRITICAL)
+                        scope=Reach.CLUSTER, severity=Severity.CRITICAL)
     if len(in_namespace) >= namespace_needed:
         return _finding(situation, policy, in_namespace, needed=namespace_needed, triggered=True,
-                        scope=f"namespace/{namespace}", severity=Severity.HIGH)
+                        scope=Reach.of_namespace(namespace), severity=Severity.HIGH)
     # A near miss needs another workload besides the proposed one: with a threshold of 2,
     # "one more would trigger" is true of every first action and warns about nothing.
     if len(everywhere) == cluster_needed - 1 and len(everywhere) >= 2:
         return _finding(situation, policy, everywhere, needed=cluster_needed, triggered=False,
-                        scope="cluster", severity=Severity.CRITICAL)
+                        scope=Reach.CLUSTER, severity=Severity.CRITICAL)
     if len(in_namespace) == namespace_needed - 1 and len(in_namespace) >= 2:
         return _finding(situation, policy, in_namespace, needed=namespace_needed, triggered=False,
-                        scope=f"namespace/{namespace}", severity=Severity.HIGH)
+                        scope=Reach.of_namespace(namespace), severity=Severity.HIGH)
     return None
 
 
@@ -77,16 +77,16 @@ def _namespace(event: ActionEvent) -> str:
 
 def _finding(
     situation: Situation, policy: PatternPolicy, workloads: dict[str, ActionEvent], *,
-    needed: int, triggered: bool, scope: str, severity: Severity,
+    needed: int, triggered: bool, scope: Reach, severity: Severity,
 ) -> Finding:
     proposed = situation.proposed
     others = sorted((event for event in workloads.values() if event is not proposed), key=lambda e: e.at)
     evidence = (*others, proposed)
-    if scope == "cluster":
+    if scope.breadth is Breadth.CLUSTER:
         namespaces = {_namespace(event) for event in evidence}
         where = f"in {_wording.plural(len(namespaces), 'namespace')}"
     else:
-        where = f"in namespace {scope.removeprefix('namespace/')}"
+        where = f"in namespace {scope.namespace}"
     summary = (
         f"{_wording.plural(len(evidence), 'workload')} {where} changed by {proposed.actor} "
         f"in {_wording.span(evidence[0].at, situation.now)}"

@@ -6,8 +6,9 @@ import dataclasses
 import datetime
 import enum
 from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
-from webhook.actions.model import ActionEvent
+from webhook.actions.model import ActionEvent, TargetRef
 from webhook.policy.model import PatternType
 from webhook.policy.resolved import PatternPolicy
 
@@ -21,6 +22,65 @@ class Severity(str, enum.Enum):
     @property
     def rank(self) -> int:
         return ("low", "medium", "high", "critical").index(self.value)
+
+
+class Breadth(str, enum.Enum):
+    TARGET = "target"        # the one target the finding is about
+    NAMESPACE = "namespace"  # every target in one namespace (an actor's budget)
+    CLUSTER = "cluster"      # every target anywhere (an actor's budget)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reach:
+    """How far a finding reaches, and so what its restriction and alert are about.
+
+    Most patterns are about one target; the cascading-failure budget counts an actor's changes
+    in one namespace or across the cluster. Written ``target``, ``namespace/<ns>`` or ``cluster``
+    (:meth:`parse`, ``str()``): the form of the explain/report JSON and of actor restriction scopes.
+    A cluster-scoped target (a Node) has the namespace ``""``, so ``namespace/`` is a valid reach.
+    """
+
+    breadth: Breadth = Breadth.TARGET
+    namespace: str = ""
+
+    TARGET: ClassVar[Reach]
+    CLUSTER: ClassVar[Reach]
+
+    def __post_init__(self) -> None:
+        if self.breadth is not Breadth.NAMESPACE and self.namespace:
+            raise ValueError(f"a {self.breadth.value} reach has no namespace, got {self.namespace!r}")
+
+    @classmethod
+    def of_namespace(cls, namespace: str) -> Reach:
+        return cls(Breadth.NAMESPACE, namespace)
+
+    @classmethod
+    def parse(cls, text: str) -> Reach:
+        if text == Breadth.TARGET.value:
+            return cls.TARGET
+        if text == Breadth.CLUSTER.value:
+            return cls.CLUSTER
+        prefix = f"{Breadth.NAMESPACE.value}/"
+        if text.startswith(prefix) and "/" not in text[len(prefix):]:
+            return cls.of_namespace(text[len(prefix):])
+        raise ValueError(f"not a reach (target, namespace/<ns> or cluster): {text!r}")
+
+    def covers(self, target: TargetRef | None) -> bool:
+        """Whether an actor's restriction of this reach covers a change to ``target``."""
+        if self.breadth is Breadth.CLUSTER:
+            return True
+        if self.breadth is Breadth.NAMESPACE:
+            return target is not None and target.namespace == self.namespace
+        return False  # a target's restriction names its target itself (TargetScope)
+
+    def __str__(self) -> str:
+        if self.breadth is Breadth.NAMESPACE:
+            return f"{Breadth.NAMESPACE.value}/{self.namespace}"
+        return str(self.breadth.value)
+
+
+Reach.TARGET = Reach(Breadth.TARGET)
+Reach.CLUSTER = Reach(Breadth.CLUSTER)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +134,6 @@ class Finding:
     confidence: float
     evidence: tuple[ActionEvent, ...]
     summary: str
-    scope: str = "target"              # cascading-failure: "namespace/NS" or "cluster"
+    scope: Reach = Reach.TARGET        # cascading-failure: a namespace or the cluster
     counterpart: str | None = None     # controller-fight: the other actor
     alternative: str | None = None     # resource-thrashing: the suggested action type

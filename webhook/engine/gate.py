@@ -19,10 +19,10 @@ from webhook.admission import responses
 from webhook.admission.extract import Proposal, extract
 from webhook.admission.review import AdmissionRequest
 from webhook.decision.decide import Decision, Outcome, decide, prepare, retry_later, screen, unchecked
-from webhook.decision.state import GateState, Restriction, actor_scope, alert_name, target_scope
+from webhook.decision.state import ActorScope, GateState, Restriction, RestrictionScope, TargetScope, alert_name
 from webhook.detection.detect import detect_all
 from webhook.detection.registry import Need, needed_after, needed_before
-from webhook.detection.situation import Situation
+from webhook.detection.situation import Reach, Situation
 from webhook.engine.proposals import proposed_change
 from webhook.policy.actors import ActorRules
 from webhook.policy.model import PatternType, Strategy
@@ -144,9 +144,9 @@ class Gate:
         now = self.clock()
         proposal = dataclasses.replace(proposal, event=proposal.event.replace(at=now))
         decision = await self.evaluate(proposal, now=now, gaps=gaps)
-        mode = self.history.mode()
-        if mode is not None:
-            gaps.add(mode)
+        gap = self.history.mode().gap
+        if gap is not None:
+            gaps.add(gap)
         decision = with_gaps(decision, gaps=gaps, fail_closed=self.fail_closed, proposal=proposal)
         await self._remember(decision, now=now, started=started, degraded=worst(gaps))
         return decision
@@ -174,10 +174,10 @@ class Gate:
         # Exactly the scopes that can refuse this event (Restriction.refuses): the target, and the
         # actor cluster-wide or in the target's namespace. An index lookup each, however many
         # restrictions other actors and namespaces have.
-        scopes = [target_scope(target), actor_scope(event.actor, "cluster"),
-                  actor_scope(event.actor, f"namespace/{target.namespace}")]
+        scopes: list[RestrictionScope] = [TargetScope.of(target), ActorScope(event.actor, Reach.CLUSTER),
+                                          ActorScope(event.actor, Reach.of_namespace(target.namespace))]
         restrictions = await self.history.restrictions(scopes=scopes, actor=None, now=now, gaps=gaps)
-        state = _state(restrictions, policies=policies, target=target, now=now)
+        state = GateState.remembered(restrictions, policies=policies, target=target, now=now)
         situation = Situation(proposed=event, now=now, history=history, actor_history=actor_history,
                               resets=_resets(restrictions, now=now))
         screened = screen(proposal=proposal, situation=situation, policies=policies, state=state, rules=self.rules)
@@ -259,13 +259,3 @@ def _resets(restrictions: list[Restriction], *, now: datetime.datetime) -> dict[
             resets[restriction.pattern] = max(resets.get(restriction.pattern, restriction.started),
                                               restriction.started)
     return resets
-
-
-def _state(restrictions: list[Restriction], *, policies: Mapping[PatternType, PatternPolicy], target: TargetRef,
-           now: datetime.datetime) -> GateState:
-    scale = policies.get(PatternType.SCALE_OSCILLATION)
-    window = scale.duration("escalateWindow", "24h") if scale else datetime.timedelta(hours=24)
-    scope = target_scope(target)
-    recent = sum(1 for r in restrictions
-                 if r.strategy is Strategy.COOLING_PERIOD and r.scope == scope and r.started > now - window)
-    return GateState(restrictions=[r for r in restrictions if r.until > now], recent_cooling_periods=recent)

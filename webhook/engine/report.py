@@ -26,7 +26,7 @@ def finding_json(finding: Finding) -> dict[str, Any]:
         "summary": finding.summary,
         "strategy": finding.policy.strategy.value,
         "policy": finding.policy.name,
-        "scope": finding.scope,
+        "scope": str(finding.scope),
         "counterpart": finding.counterpart,
         "alternative": finding.alternative,
         "evidence": [evidence_json(event) for event in finding.evidence],

@@ -46,7 +46,7 @@ from webhook.kube.informer import Informer
 from webhook.policy.loader import pydantic_problems
 from webhook.policy.model import OscillationPattern
 from webhook.policy.provider import PolicyProvider
-from webhook.policy.resolved import PatternPolicy
+from webhook.policy.resolved import PatternPolicy, PolicySource
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def judge(obj: dict[str, Any]) -> Judgement:
     name = str(meta.get("name") or "?")
     generation = meta.get("generation") if isinstance(meta.get("generation"), int) else None
     try:
-        policy = PatternPolicy.from_document(OscillationPattern.model_validate(obj), source="cluster")
+        policy = PatternPolicy.from_document(OscillationPattern.model_validate(obj), source=PolicySource.CLUSTER)
     except pydantic.ValidationError as exc:
         return Judgement(name, generation, None, pydantic_problems(exc))
     except ValueError as exc:  # PolicyInvalid: every field at fault, named

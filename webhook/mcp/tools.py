@@ -195,8 +195,7 @@ async def _timeline(runtime: Runtime, target: TargetRef, *, since: datetime.date
 
 def store_json(runtime: Runtime, gaps: set[Gap]) -> dict[str, Any]:
     """Which store the answer was given without, as the gate would say it for a decision now."""
-    mode = _history(runtime).mode()
-    return {"mode": mode.value if mode is not None else "healthy",
+    return {"mode": _history(runtime).mode().value,
             "gaps": sorted(gap.value for gap in gaps),
             "complete": not any(gap.incomplete for gap in gaps) and Gap.POSTGRES_DOWN not in gaps}
 

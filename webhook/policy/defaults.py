@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from webhook.policy.model import OscillationPattern
-from webhook.policy.resolved import PatternPolicy
+from webhook.policy.resolved import PatternPolicy, PolicySource
 
 DEFAULT_DOCUMENTS: list[dict[str, Any]] = [
     {
@@ -130,6 +130,6 @@ DEFAULT_DOCUMENTS: list[dict[str, Any]] = [
 
 def default_policies() -> list[PatternPolicy]:
     return [
-        PatternPolicy.from_document(OscillationPattern.model_validate(doc), source="default")
+        PatternPolicy.from_document(OscillationPattern.model_validate(doc), source=PolicySource.DEFAULT)
         for doc in DEFAULT_DOCUMENTS
     ]

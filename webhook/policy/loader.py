@@ -8,7 +8,7 @@ import pydantic
 import yaml
 
 from webhook.policy.model import OscillationPattern
-from webhook.policy.resolved import PatternPolicy
+from webhook.policy.resolved import PatternPolicy, PolicySource
 
 
 class PolicyError(ValueError):
@@ -36,7 +36,7 @@ def load_policy_text(text: str, *, origin: str = "policy") -> list[PatternPolicy
         for item, place in zip(items, places, strict=True):
             try:
                 pattern = OscillationPattern.model_validate(item)
-                policies.append(PatternPolicy.from_document(pattern, source="file"))
+                policies.append(PatternPolicy.from_document(pattern, source=PolicySource.FILE))
             except pydantic.ValidationError as exc:
                 raise PolicyError(f"{origin}: {describe(item, place)}: {pydantic_problems(exc)}") from exc
             except ValueError as exc:  # PolicyInvalid names each field itself

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import enum
 import fnmatch
 from collections.abc import Iterable, Mapping
 
@@ -13,9 +14,37 @@ from webhook.policy.durations import parse_duration
 from webhook.policy.model import Enforcement, OscillationPattern, PatternType, ResourceScope, Strategy
 from webhook.policy.target_settings import AnalysisConfig
 
-#: Patterns judged on one target's history, which a target's ``analysisConfig`` may tune; the
-#: cascading-failure budget spans an actor's actions on many targets and is nobody's to loosen.
-PER_TARGET = frozenset(PatternType) - {PatternType.CASCADING_FAILURE}
+
+class PolicySource(str, enum.Enum):
+    """Where a policy came from, in precedence order (:class:`PolicySet`)."""
+
+    CLUSTER = "cluster"   # an OscillationPattern object
+    FILE = "file"         # the ``--policy`` file
+    DEFAULT = "default"   # the built-in defaults
+
+
+class Basis(str, enum.Enum):
+    """Whose history a pattern is judged on, which decides who may tune it."""
+
+    TARGET = "target"  # one target's: the target's ``analysisConfig`` tunes it for that target
+    ACTOR = "actor"    # an actor's changes on many targets: a budget no one target's owners may loosen
+
+
+#: Each pattern's basis. Detection's registry says the same from its side (an actor-scoped
+#: pattern needs the actor's history); ``tests/unit/detection/test_registry.py`` checks they agree.
+BASIS: Mapping[PatternType, Basis] = {
+    PatternType.SCALE_OSCILLATION: Basis.TARGET,
+    PatternType.RESOURCE_THRASHING: Basis.TARGET,
+    PatternType.INEFFECTIVE_LOOP: Basis.TARGET,
+    PatternType.CASCADING_FAILURE: Basis.ACTOR,
+    PatternType.CONTROLLER_FIGHT: Basis.TARGET,
+    PatternType.RESTART_STORM: Basis.TARGET,
+    PatternType.SCHEDULABILITY_OSCILLATION: Basis.TARGET,
+}
+
+#: The threshold ``analysisConfig.effectivenessThreshold`` sets, for the patterns that read it
+#: (``validation.THRESHOLDS``): ineffective-loop and restart-storm.
+EFFECTIVENESS_THRESHOLD = "effectivenessThreshold"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +52,7 @@ class PatternPolicy:
     """One pattern's detection criteria and prevention strategy, ready to apply."""
 
     name: str
-    source: str                     # "cluster" | "file" | "default"
+    source: PolicySource
     pattern: PatternType
     min_occurrences: int
     window: datetime.timedelta
@@ -65,18 +94,20 @@ class PatternPolicy:
 
     def tuned(self, analysis: AnalysisConfig) -> PatternPolicy:
         """This policy with a target's ``analysisConfig`` over it: its window, minimum occurrences
-        and (for ineffective-loop, the pattern that reads one) effectiveness threshold."""
-        if self.pattern not in PER_TARGET or analysis.empty:
+        and, for the patterns that read one, effectiveness threshold. Only patterns judged on the
+        target's own history are tuned (:data:`BASIS`)."""
+        if BASIS[self.pattern] is not Basis.TARGET or analysis.empty:
             return self
         thresholds = dict(self.thresholds)
-        if analysis.effectiveness_threshold is not None and self.pattern is PatternType.INEFFECTIVE_LOOP:
-            thresholds["effectivenessThreshold"] = analysis.effectiveness_threshold
+        if (analysis.effectiveness_threshold is not None
+                and EFFECTIVENESS_THRESHOLD in validation.THRESHOLDS[self.pattern]):
+            thresholds[EFFECTIVENESS_THRESHOLD] = analysis.effectiveness_threshold
         return dataclasses.replace(
             self, window=analysis.window or self.window, thresholds=thresholds,
             min_occurrences=analysis.min_occurrences or self.min_occurrences)
 
     @classmethod
-    def from_document(cls, doc: OscillationPattern, *, source: str) -> PatternPolicy:
+    def from_document(cls, doc: OscillationPattern, *, source: PolicySource) -> PatternPolicy:
         """The policy of a document whose every value is usable (else ``PolicyInvalid``)."""
         validation.validate(doc)
         spec = doc.spec

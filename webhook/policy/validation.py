@@ -58,9 +58,9 @@ THRESHOLDS: Mapping[PatternType, Mapping[str, ValueKind]] = {
     },
 }
 
-# The parameters the strategies read (webhook/decision/decide.py, webhook/engine/gate.py). They are
-# checked whatever the strategy: a cooling period may escalate (approvalValidity), and the gate
-# reads escalateWindow of the scale-oscillation policy to count earlier cooling periods.
+# The parameters the strategies read (webhook/decision/decide.py, webhook/decision/state.py). They
+# are checked whatever the strategy: a cooling period may escalate (approvalValidity), and each
+# pattern's escalateWindow bounds the earlier cooling periods of that pattern that count.
 PARAMETERS: Mapping[str, ValueKind] = {
     "cooldownPeriod": ValueKind.DURATION,
     "escalateAfter": ValueKind.INTEGER,

@@ -68,5 +68,21 @@ class Gap(str, enum.Enum):
 _ORDER = list(Gap)
 
 
+class StoreMode(str, enum.Enum):
+    """Which stores the gate is deciding with now (``HistoryStore.mode``), as MCP's ``store.mode``
+    says it. A mode other than healthy is also the gap each decision taken in it carries."""
+
+    HEALTHY = "healthy"
+    REDIS_DOWN = "redis-down"          # PostgreSQL alone
+    POSTGRES_DOWN = "postgres-down"    # a warm cache plus the outbox
+    COLD_CACHE = "cold-cache"          # PostgreSQL down, and Redis lost what it held
+    UNAVAILABLE = "unavailable"        # neither
+
+    @property
+    def gap(self) -> Gap | None:
+        """What a decision taken in this mode lacks: ``None`` when healthy."""
+        return None if self is StoreMode.HEALTHY else Gap(self.value)
+
+
 def worst(gaps: set[Gap] | frozenset[Gap]) -> Gap | None:
     return max(gaps, key=_ORDER.index) if gaps else None

@@ -31,7 +31,7 @@ import redis.exceptions
 
 from webhook import metrics
 from webhook.actions.model import ActionEvent, TargetRef
-from webhook.decision.state import Approval, Restriction
+from webhook.decision.state import ActorScope, Approval, Restriction, RestrictionScope
 from webhook.store.cache import RedisCache, RestrictionMirror, forget_warm_keys
 from webhook.store.confirmation import ActionStatus, Proposed, Resolution, Subject
 from webhook.store.effects import Effects
@@ -41,6 +41,7 @@ from webhook.store.errors import (
     Locking,
     PostgresUnavailable,
     RowRefused,
+    StoreMode,
     StoresUnavailable,
 )
 from webhook.store.locks import AdvisoryLocks
@@ -86,15 +87,15 @@ class HistoryStore:
 
     # --- health -------------------------------------------------------------------------------
 
-    def mode(self) -> Gap | None:
-        """``None`` when healthy, else which store the gate is deciding without."""
+    def mode(self) -> StoreMode:
+        """Which stores the gate is deciding with now."""
         if not self.postgres_up and not self.redis_up:
-            return Gap.UNAVAILABLE
+            return StoreMode.UNAVAILABLE
         if not self.postgres_up:
-            return Gap.COLD_CACHE if self.cache_cold else Gap.POSTGRES_DOWN
+            return StoreMode.COLD_CACHE if self.cache_cold else StoreMode.POSTGRES_DOWN
         if self.cache is not None and not self.redis_up:
-            return Gap.REDIS_DOWN
-        return None
+            return StoreMode.REDIS_DOWN
+        return StoreMode.HEALTHY
 
     def _postgres_failed(self, exc: BaseException) -> None:
         if self.postgres_up:
@@ -264,7 +265,7 @@ class HistoryStore:
                    if e.record and e.event.uid not in known and e.event.at > since and keep(e.event)]
         return sorted([*events, *pending], key=lambda event: event.at) if pending else events
 
-    async def restrictions(self, *, scopes: Sequence[str], actor: str | None, now: datetime.datetime,
+    async def restrictions(self, *, scopes: Sequence[RestrictionScope], actor: str | None, now: datetime.datetime,
                            gaps: set[Gap] | None = None) -> list[Restriction]:
         """Restrictions that ended within the memory window (expired ones feed resets and counts)."""
         since = now - RESTRICTION_MEMORY
@@ -283,7 +284,7 @@ class HistoryStore:
             try:
                 for raw in await self.mirror.since(since):
                     r = Restriction.from_json(json.loads(raw))
-                    if r.scope in scopes or (actor and r.scope.startswith(f"actor/{actor}/")):
+                    if r.scope in scopes or (actor and isinstance(r.scope, ActorScope) and r.scope.actor == actor):
                         found.setdefault(_restriction_key(r), r)
                 if not postgres_answered and self.cache_cold:
                     _note(gaps, Gap.COLD_CACHE)  # the mirror lost what Redis lost
@@ -509,4 +510,4 @@ def _note(gaps: set[Gap] | None, gap: Gap) -> None:
 
 
 def _restriction_key(r: Restriction) -> tuple[str, str, str, str]:
-    return (r.scope, r.pattern.value, r.started.isoformat(), r.until.isoformat())
+    return (str(r.scope), r.pattern.value, r.started.isoformat(), r.until.isoformat())

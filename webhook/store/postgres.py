@@ -11,7 +11,7 @@ import asyncpg
 
 from webhook.actions.model import ActionEvent, TargetRef
 from webhook.decision.decide import AlertUpdate, Outcome
-from webhook.decision.state import Approval, Restriction
+from webhook.decision.state import Approval, Restriction, RestrictionScope
 from webhook.store.confirmation import ActionStatus, Operation, Proposed, Resolution, Subject
 from webhook.store.effects import Effects
 from webhook.store.errors import PostgresUnavailable, RowRefused, StoreError
@@ -415,8 +415,8 @@ class PostgresStore:
                                       evidence, target_key, evidence_uids)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
             """,
-            self.cluster_id, restriction.scope, restriction.pattern.value, restriction.strategy.value,
-            restriction.applies, restriction.started, restriction.until, restriction.alert, restriction.evidence,
+            self.cluster_id, str(restriction.scope), restriction.pattern.value, restriction.strategy.value,
+            restriction.applies.value, restriction.started, restriction.until, restriction.alert, restriction.evidence,
             restriction.target_key, list(basis),
         )
 
@@ -427,7 +427,7 @@ class PostgresStore:
             " WHERE cluster_id = $1 AND until > $2 ORDER BY created_at", self.cluster_id, since)
         return [_restriction_from_row(row) for row in rows]
 
-    async def restrictions(self, *, scopes: Sequence[str], actor: str | None,
+    async def restrictions(self, *, scopes: Sequence[RestrictionScope], actor: str | None,
                            since: datetime.datetime) -> list[Restriction]:
         """Restrictions on these scopes, or on the actor in any scope, that ended after ``since``."""
         rows = await self.pool.fetch(
@@ -438,7 +438,7 @@ class PostgresStore:
               AND (scope = ANY($3::text[]) OR ($4::text IS NOT NULL AND scope LIKE 'actor/' || $4 || '/%'))
             ORDER BY created_at
             """,
-            self.cluster_id, since, list(scopes), actor,
+            self.cluster_id, since, [str(scope) for scope in scopes], actor,
         )
         return [_restriction_from_row(row) for row in rows]
 

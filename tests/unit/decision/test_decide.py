@@ -9,7 +9,7 @@ from tests.unit.detection.factories import AGENT, CART, HPA, NOW, minutes, resou
 from webhook.actions.model import ActorClass
 from webhook.admission.extract import Proposal
 from webhook.decision import Approval, GateState, Outcome, Restriction, decide
-from webhook.decision.state import Applies, target_scope
+from webhook.decision.state import Applies, TargetScope
 from webhook.detection.situation import Situation
 from webhook.policy.actors import ActorRules
 from webhook.policy.defaults import default_policies
@@ -18,6 +18,7 @@ from webhook.policy.model import Enforcement, PatternType, Strategy
 RULES = ActorRules(bypass_subjects=("system:serviceaccount:ops:oncall",))
 PERSON = "alice@example.com"
 FLAPS = [scale(3, 5, at=-40), scale(5, 3, at=-20)]
+SCALE_TWICE = {PatternType.SCALE_OSCILLATION: 2}
 
 
 def policies(**overrides):
@@ -73,7 +74,7 @@ def test_observed_controllers_are_recorded_and_never_denied():
 
 def test_active_restriction_refuses_replica_changes_only():
     cooling = Restriction(pattern=PatternType.SCALE_OSCILLATION, strategy=Strategy.COOLING_PERIOD,
-                          scope=target_scope(CART), applies=Applies.REPLICAS, started=minutes(-5),
+                          scope=TargetScope.of(CART), applies=Applies.REPLICAS, started=minutes(-5),
                           until=minutes(25), alert="shop/deployment-cart-scale-oscillation", evidence="2 reversals")
     state = GateState(restrictions=[cooling])
     refused = judge(scale(5, 6), history=[], state=state)
@@ -104,23 +105,30 @@ def test_warn_and_dryrun_enforcement():
 
 
 def test_third_cooling_period_in_a_day_escalates():
-    decision = judge(scale(3, 5), state=GateState(recent_cooling_periods=2))
+    decision = judge(scale(3, 5), state=GateState(recent_cooling_periods=SCALE_TWICE))
     assert decision.strategy is Strategy.ESCALATE_HUMAN and decision.code == 403
     assert decision.alert.phase == "PendingApproval"
     assert "cooling period 3 within 24h" in decision.message
     assert "safety-gate approve shop/deployment-cart-scale-oscillation" in decision.message
 
 
+def test_only_the_pattern_s_own_cooling_periods_escalate_it():
+    others = GateState(recent_cooling_periods={PatternType.SCHEDULABILITY_OSCILLATION: 2,
+                                               PatternType.RESOURCE_THRASHING: 5})
+    decision = judge(scale(3, 5), state=others)
+    assert decision.strategy is Strategy.COOLING_PERIOD and decision.code == 429
+
+
 def test_an_approval_lets_one_escalated_action_through_within_its_validity():
     approval = Approval(alert="shop/deployment-cart-scale-oscillation", approved_by="bob", reason="fixed the leak",
                         approved_at=minutes(-10))
-    state = GateState(recent_cooling_periods=2, approvals=[approval])
+    state = GateState(recent_cooling_periods=SCALE_TWICE, approvals=[approval])
     passed = judge(scale(3, 5), state=state)
     assert passed.outcome is Outcome.APPROVED and passed.consume == approval and passed.record
     used = dataclasses.replace(approval, used_at=minutes(-1))
-    assert judge(scale(3, 5), state=GateState(recent_cooling_periods=2, approvals=[used])).code == 403
+    assert judge(scale(3, 5), state=GateState(recent_cooling_periods=SCALE_TWICE, approvals=[used])).code == 403
     stale = dataclasses.replace(approval, approved_at=minutes(-61))
-    assert judge(scale(3, 5), state=GateState(recent_cooling_periods=2, approvals=[stale])).code == 403
+    assert judge(scale(3, 5), state=GateState(recent_cooling_periods=SCALE_TWICE, approvals=[stale])).code == 403
 
 
 def test_controller_fight_blocks_and_names_the_hpa_and_the_other_patterns():

@@ -4,16 +4,19 @@ split, never cut."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+
+import pytest
 
 from tests.unit.decision.test_decide import judge, policies
 from tests.unit.detection.factories import CART, NOW, action, minutes, scale, target
 from webhook.admission.extract import Proposal
 from webhook.decision import Approval, GateState, Outcome, Restriction, decide
 from webhook.decision.messages import WARNING_LIMIT, warning_lines
-from webhook.decision.state import Applies, alert_name, changes_replicas, target_scope
+from webhook.decision.state import ActorScope, Applies, TargetScope, alert_name, changes_replicas, parse_scope
 from webhook.detection import _wording
-from webhook.detection.situation import Situation
+from webhook.detection.situation import Reach, Situation
 from webhook.policy.actors import ActorRules
 from webhook.policy.model import PatternType, Strategy
 
@@ -23,17 +26,17 @@ STAGING_AGENT = "system:serviceaccount:staging:agent"
 
 def test_same_named_service_accounts_of_two_namespaces_have_two_alerts():
     names = {actor: alert_name(pattern=PatternType.CASCADING_FAILURE, target=CART, actor=actor,
-                               scope="namespace/shop")
+                               scope=Reach.of_namespace("shop"))
              for actor in (PROD_AGENT, STAGING_AGENT, "system:serviceaccount:a-b:c", "system:serviceaccount:a:b-c")}
     assert len(set(names.values())) == 4
     assert names[PROD_AGENT].startswith("agent-prod-cascading-failure-")
     assert names[STAGING_AGENT].startswith("agent-staging-cascading-failure-")
-    cluster = alert_name(pattern=PatternType.CASCADING_FAILURE, target=CART, actor=PROD_AGENT, scope="cluster")
+    cluster = alert_name(pattern=PatternType.CASCADING_FAILURE, target=CART, actor=PROD_AGENT, scope=Reach.CLUSTER)
     assert cluster.startswith("agent-prod-cascading-failure-cluster-") and cluster != names[PROD_AGENT]
     # Deterministic: every replica names the same actor's alert alike.
     assert names[PROD_AGENT] == alert_name(pattern=PatternType.CASCADING_FAILURE, target=CART, actor=PROD_AGENT,
-                                           scope="namespace/shop")
-    long = alert_name(pattern=PatternType.CASCADING_FAILURE, target=None, actor="x" * 400, scope="cluster")
+                                           scope=Reach.of_namespace("shop"))
+    long = alert_name(pattern=PatternType.CASCADING_FAILURE, target=None, actor="x" * 400, scope=Reach.CLUSTER)
     assert len(long) <= 253 and not long.startswith("-")
 
 
@@ -60,7 +63,7 @@ def test_one_approval_releases_only_the_actor_whose_alert_it_approves():
 
 
 COOLING = Restriction(pattern=PatternType.SCALE_OSCILLATION, strategy=Strategy.COOLING_PERIOD,
-                      scope=target_scope(CART), applies=Applies.REPLICAS, started=minutes(-5), until=minutes(25),
+                      scope=TargetScope.of(CART), applies=Applies.REPLICAS, started=minutes(-5), until=minutes(25),
                       alert="shop/deployment-cart-scale-oscillation", evidence="2 direction reversals in 40m")
 
 
@@ -93,7 +96,7 @@ def test_spans_under_a_minute_are_said_in_seconds():
 def test_a_persons_refusal_is_split_into_warnings_with_the_until_and_the_alert():
     long_target = target("checkout-frontend-service", namespace="shop-production-europe-west")
     cooling = Restriction(pattern=PatternType.SCALE_OSCILLATION, strategy=Strategy.COOLING_PERIOD,
-                          scope=target_scope(long_target), applies=Applies.REPLICAS, started=minutes(-5),
+                          scope=TargetScope.of(long_target), applies=Applies.REPLICAS, started=minutes(-5),
                           until=minutes(25), evidence="2 direction reversals in 40m (3→5→3→5)",
                           alert="shop-production-europe-west/deployment-checkout-frontend-service-scale-oscillation")
     warned = judge(scale(5, 6, on=long_target), history=[], state=GateState(restrictions=[cooling]),
@@ -118,3 +121,48 @@ def test_warning_lines_keep_every_word_and_respect_the_limit():
     expected = text.removeprefix("safety-gate: ").replace(";", " ").split()
     assert "".join(words) == "".join(expected)  # the long word is split, nothing dropped
     assert warning_lines("safety-gate: short") == ["safety-gate: short"]
+
+
+STORED_SCOPES = [
+    "target/shop/Deployment/cart",
+    "target//Node/worker-1",                                   # a cluster-scoped target
+    "actor/system:serviceaccount:prod:agent/namespace/shop",
+    "actor/system:serviceaccount:prod:agent/namespace/",       # an actor's budget on Nodes
+    "actor/system:serviceaccount:prod:agent/cluster",
+]
+
+
+def test_stored_scopes_parse_and_render_unchanged():
+    """Rows and Redis mirrors written before the scopes were typed must still be read alike."""
+    for text in STORED_SCOPES:
+        assert str(parse_scope(text)) == text
+    assert parse_scope(STORED_SCOPES[0]) == TargetScope.of(CART)
+    assert parse_scope(STORED_SCOPES[2]) == ActorScope(PROD_AGENT, Reach.of_namespace("shop"))
+    assert parse_scope(STORED_SCOPES[4]) == ActorScope(PROD_AGENT, Reach.CLUSTER)
+    for text in ("", "target/", "actor/x", "actor/x/namespace/a/b", "actor//cluster", "namespace/shop", "elsewhere"):
+        with pytest.raises(ValueError):
+            parse_scope(text)
+    for text in ("target", "cluster", "namespace/shop", "namespace/"):
+        assert str(Reach.parse(text)) == text
+    with pytest.raises(ValueError):
+        Reach.parse("namespaces/shop")
+    with pytest.raises(ValueError):
+        ActorScope(PROD_AGENT, Reach.TARGET)
+
+
+def test_an_actor_restriction_refuses_that_actor_within_its_reach_only():
+    block = Restriction(pattern=PatternType.CASCADING_FAILURE, strategy=Strategy.BLOCK_ACTION,
+                        scope=ActorScope(PROD_AGENT, Reach.of_namespace("shop")), applies=Applies.ALL,
+                        started=minutes(-1), until=minutes(59), alert="shop/agent-prod-cascading-failure-x",
+                        evidence="5 workloads in namespace shop")
+    assert block.refuses(action("restart_pod", actor=PROD_AGENT), now=NOW)
+    assert not block.refuses(action("restart_pod", actor=STAGING_AGENT), now=NOW)
+    assert not block.refuses(action("restart_pod", actor=PROD_AGENT, on=target("cart", namespace="web")), now=NOW)
+    assert not block.refuses(action("restart_pod", actor=PROD_AGENT), now=minutes(60))
+    everywhere = dataclasses.replace(block, scope=ActorScope(PROD_AGENT, Reach.CLUSTER))
+    assert everywhere.refuses(action("restart_pod", actor=PROD_AGENT, on=target("cart", namespace="web")), now=NOW)
+    assert block.reach == Reach.of_namespace("shop") and COOLING.reach == Reach.TARGET
+    for restriction in (block, everywhere, COOLING):
+        as_json = restriction.to_json()
+        assert isinstance(as_json["scope"], str)
+        assert Restriction.from_json(as_json) == restriction

@@ -8,7 +8,7 @@ import hypothesis.strategies as st
 from hypothesis import given
 
 from webhook.detection import cascading_failure
-from webhook.detection.situation import Severity
+from webhook.detection.situation import Reach, Severity
 from webhook.policy.model import PatternType
 
 from .factories import AGENT, HPA, OTHER_AGENT, action, minutes, policy, situation, target, uids
@@ -29,7 +29,7 @@ def test_five_deployments_in_one_namespace_in_15m():
     proposed = touch("d4")
     finding = detect(proposed, *history)
     assert finding is not None and finding.triggered
-    assert finding.scope == "namespace/shop"
+    assert finding.scope == Reach.of_namespace("shop")
     assert finding.severity is Severity.HIGH
     assert finding.summary == "5 workloads in namespace shop changed by system:serviceaccount:ops:agent in 12m"
     assert uids(finding.evidence) == uids([*history, proposed])
@@ -39,7 +39,7 @@ def test_five_deployments_in_one_namespace_in_15m():
 def test_four_are_a_near_miss():
     finding = detect(touch("d3"), *[touch(f"d{index}", at=-10 + index) for index in range(3)])
     assert finding is not None and not finding.triggered
-    assert finding.scope == "namespace/shop"
+    assert finding.scope == Reach.of_namespace("shop")
     assert finding.summary.startswith("4 workloads in namespace shop")
 
 
@@ -91,7 +91,7 @@ def test_twenty_workloads_across_namespaces_are_critical_cluster_wide():
     history = [touch(f"d{index}", at=-14 + index * 0.5, namespace=f"ns{index % 4}") for index in range(19)]
     proposed = touch("d19", namespace="ns3")
     finding = detect(proposed, *history)
-    assert finding.triggered and finding.scope == "cluster"
+    assert finding.triggered and finding.scope == Reach.CLUSTER
     assert finding.severity is Severity.CRITICAL
     assert finding.summary == "20 workloads in 4 namespaces changed by system:serviceaccount:ops:agent in 14m"
     assert len(finding.evidence) == 20 and finding.evidence[-1] is proposed
@@ -101,14 +101,14 @@ def test_nineteen_across_namespaces_are_a_cluster_near_miss():
     history = [touch(f"d{index}", at=-14 + index * 0.5, namespace=f"ns{index}") for index in range(18)]
     finding = detect(touch("d18", namespace="ns18"), *history)
     assert finding is not None and not finding.triggered
-    assert finding.scope == "cluster"
+    assert finding.scope == Reach.CLUSTER
 
 
 def test_cluster_wins_over_namespace():
     history = [touch(f"d{index}", at=-14 + index * 0.5, namespace="shop" if index < 6 else f"ns{index}")
                for index in range(19)]
     finding = detect(touch("d19"), *history)
-    assert finding.scope == "cluster"
+    assert finding.scope == Reach.CLUSTER
 
 
 def test_namespace_threshold_overrides_min_occurrences():

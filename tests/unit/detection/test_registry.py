@@ -12,8 +12,10 @@ from webhook.actions.model import ActionEvent
 from webhook.decision.state import Applies, alert_name
 from webhook.detection.detect import DETECTORS
 from webhook.detection.registry import REGISTRY, SPECS, Need, Scope, needed_after, needed_before
+from webhook.detection.situation import Reach
 from webhook.policy.defaults import DEFAULT_DOCUMENTS
 from webhook.policy.model import PatternType, Strategy
+from webhook.policy.resolved import BASIS, Basis
 from webhook.policy.validation import THRESHOLDS
 
 from .factories import CART, action, policy, scale
@@ -62,7 +64,7 @@ def test_the_values_schema_enum_of_pattern_types_is_the_registry():
 def test_an_actor_scoped_pattern_names_its_alert_after_the_actor():
     for spec in REGISTRY:
         name = alert_name(pattern=spec.pattern, target=CART, actor="system:serviceaccount:ops:agent",
-                          scope="namespace/shop")
+                          scope=Reach.of_namespace("shop"))
         assert name.startswith("agent-ops-") is (spec.scope is Scope.ACTOR), spec.pattern
 
 
@@ -89,3 +91,12 @@ def test_what_is_loaded_follows_patterns_and_strategies():
     assert needed_after([Found(PatternType.CASCADING_FAILURE)]) == set()
     assert policy(PatternType.SCALE_OSCILLATION).strategy is Strategy.COOLING_PERIOD
     assert needed_after([Found(PatternType.SCALE_OSCILLATION)]) == {Need.APPROVALS}  # it may escalate
+
+
+def test_the_policy_layer_s_basis_of_each_pattern_is_the_registry_s():
+    """Policy cannot import detection, so it keeps its own table of whose history a pattern is
+    judged on (what a target's analysisConfig may tune): it must say what the registry says."""
+    assert set(BASIS) == set(SPECS)
+    for spec in REGISTRY:
+        actor_based = spec.scope is Scope.ACTOR or Need.ACTOR_HISTORY in spec.needs
+        assert (BASIS[spec.pattern] is Basis.ACTOR) is actor_based, spec.pattern

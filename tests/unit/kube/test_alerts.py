@@ -6,7 +6,7 @@ import datetime
 
 from tests.unit.detection.factories import AGENT, CART, NOW, minutes, scale
 from webhook.decision.decide import AlertUpdate, Decision, Outcome, Phase
-from webhook.decision.state import Applies, Approval, Restriction
+from webhook.decision.state import Applies, Approval, Restriction, TargetScope
 from webhook.detection.situation import Severity
 from webhook.kube.alerts import (
     EVIDENCE_LIMIT,
@@ -36,7 +36,7 @@ def update(**changes: object) -> AlertUpdate:
 
 def restriction() -> Restriction:
     return Restriction(pattern=PatternType.SCALE_OSCILLATION, strategy=Strategy.COOLING_PERIOD,
-                       scope="target/shop/Deployment/cart", applies=Applies.REPLICAS, started=minutes(-5),
+                       scope=TargetScope("shop/Deployment/cart"), applies=Applies.REPLICAS, started=minutes(-5),
                        until=minutes(25), alert="shop/deployment-cart-scale-oscillation", evidence="...")
 
 

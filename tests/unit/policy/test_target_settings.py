@@ -84,8 +84,11 @@ def test_policy_resolution_tunes_only_that_target_and_never_the_cascading_budget
         else:
             assert (policy.window, policy.min_occurrences) == (5 * H, 6)
             assert plain[pattern].window != 5 * H
+    # Every pattern that reads an effectiveness threshold gets the target's; no other pattern does.
     assert tuned[PatternType.INEFFECTIVE_LOOP].threshold("effectivenessThreshold", 0.3) == 0.6
-    assert "effectivenessThreshold" not in tuned[PatternType.SCALE_OSCILLATION].thresholds
+    assert tuned[PatternType.RESTART_STORM].threshold("effectivenessThreshold", 0.3) == 0.6
+    for pattern in set(tuned) - {PatternType.INEFFECTIVE_LOOP, PatternType.RESTART_STORM}:
+        assert "effectivenessThreshold" not in tuned[pattern].thresholds, pattern
     assert plain[PatternType.INEFFECTIVE_LOOP].threshold("effectivenessThreshold", 0.3) == 0.3
 
 
