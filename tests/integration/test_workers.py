@@ -38,10 +38,16 @@ CONNECTION_TRIES = 200
 
 
 def worker_pids(gate: GateProcess) -> set[int]:
-    """The parent's live child processes: its workers (psutil reads /proc)."""
+    """The parent's live worker processes (its other children are the embedded stores)."""
     assert gate.process is not None
-    return {child.pid for child in psutil.Process(gate.process.pid).children()
-            if child.status() != psutil.STATUS_ZOMBIE}
+    pids = set()
+    for child in psutil.Process(gate.process.pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "webhook.cli.workers" in child.cmdline():
+                pids.add(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return pids
 
 
 def answering_worker(client: httpx.Client) -> int:
@@ -55,7 +61,7 @@ def reach_every_worker(gate: GateProcess, *, count: int = 2) -> set[int]:
     """Open new connections until ``count`` distinct workers answered; their pids."""
     seen: set[int] = set()
     for _ in range(CONNECTION_TRIES):
-        with gate.new_client() as client:
+        with gate.new_client(timeout=30) as client:  # a worker still starting accepts late, not never
             seen.add(answering_worker(client))
         if len(seen) == count:
             return seen

@@ -30,7 +30,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from typing import IO
 
@@ -121,7 +120,6 @@ class Pod:
         self.count = settings.server.workers
         self.shutdown = shutdown
         self._signals: list[signal.Signals] = []
-        self._wake = threading.Event()
         self.metrics_dir = ""
         self.metrics_socket: socket.socket | None = None
         self.slots: list[_Slot] = []
@@ -152,14 +150,13 @@ class Pod:
                 self.metrics_socket.close()
 
     def _on_signal(self, signum: int, frame: object) -> None:
-        # Only note it: the main loop logs, forwards and starts the watchdog outside the handler.
+        # Only note it (no lock, no log: the handler may interrupt either): the main loop logs,
+        # forwards it and starts the watchdog within POLL_SECONDS.
         self._signals.append(signal.Signals(signum))
-        self._wake.set()
 
     def _supervise(self) -> None:
         while True:
-            self._wake.wait(POLL_SECONDS)
-            self._wake.clear()
+            time.sleep(POLL_SECONDS)
             if self._take_signals():
                 return
             now = time.monotonic()
@@ -171,7 +168,9 @@ class Pod:
 
     def _take_signals(self) -> bool:
         """Forward what arrived (a second SIGINT forces the workers, as in one process)."""
-        arrived, self._signals = self._signals, []
+        arrived = []
+        while self._signals:
+            arrived.append(self._signals.pop(0))
         for sig in arrived:
             self.shutdown.request(sig)
             self._send(sig)
@@ -228,8 +227,7 @@ class Pod:
             if process is None:
                 continue
             while process.poll() is None and time.monotonic() < deadline:
-                self._wake.wait(POLL_SECONDS)
-                self._wake.clear()
+                time.sleep(POLL_SECONDS)
                 self._take_signals()  # a second SIGINT still reaches them
             if process.poll() is None:
                 logger.error("worker %d (pid %d) still running at the bound; killing it", slot.index, process.pid)
