@@ -13,6 +13,7 @@ import os
 import pathlib
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -106,7 +107,8 @@ def test_metrics_report_the_pods_totals(two_workers):
     for _ in range(CONNECTION_TRIES):
         with gate.new_client() as client:
             pid = answering_worker(client)
-            body = reviews.scale(name=f"svc-{reviews_sent}", namespace=f"ns-{reviews_sent}", before=1, after=2)
+            # one workload that only ever grows: always allowed, never an oscillation or a cascade
+            body = reviews.scale(before=reviews_sent + 1, after=reviews_sent + 2)
             reply = client.post("/validate", json=body)
             assert reply.status_code == 200 and reply.json()["response"]["allowed"] is True, reply.text
             decided_by[pid] += 1
@@ -231,3 +233,17 @@ def running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_a_port_another_process_listens_on_is_refused_not_shared(tmp_path, fresh_database, fresh_redis_url):
+    """SO_REUSEPORT alone would let the workers join another listener's port and split its
+    connections with it; the parent refuses the port instead, in one line, as one process does."""
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        gate = GateProcess(data_dir=tmp_path / "gate", postgres_dsn=fresh_database, redis_url=fresh_redis_url,
+                           port=other.getsockname()[1], extra_args=WORKERS)
+        with pytest.raises(RuntimeError, match="exited with 1") as refused:
+            gate.start()
+    assert "cannot listen on 127.0.0.1" in str(refused.value)

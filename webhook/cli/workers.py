@@ -87,7 +87,7 @@ class _Slot:
     restart_at: float | None = None
 
 
-def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+def bind(host: str, port: int, *, reuse_port: bool, listen: bool = True) -> socket.socket:
     """A listening TCP socket on ``host:port`` that the workers inherit (close-on-exec is lifted
     only for the child it is passed to)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -97,11 +97,23 @@ def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(BACKLOG)
+        if listen:
+            sock.listen(BACKLOG)
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def free_port(host: str, port: int) -> int:
+    """``port`` (0: one the kernel picks) if nothing listens there, else ``OSError``.
+
+    ``SO_REUSEPORT`` alone would not say so: a socket of another process of the same user with
+    that option (a second gate on the same port) would silently share the connections. A bind
+    without it fails on any listener; the probe never listens, so closing it frees the port at once.
+    """
+    with bind(host, port, reuse_port=False, listen=False) as probe:
+        return int(probe.getsockname()[1])
 
 
 def fresh_metrics_dir(settings: Settings) -> str:
@@ -126,13 +138,16 @@ class Pod:
 
     def run(self) -> None:
         server = self.settings.server
-        first = bind(server.host, server.port, reuse_port=True)
-        port = first.getsockname()[1]
-        # Later ones join the first one's group: same port, same user, each its own accept queue.
-        self.slots = [_Slot(index=0, listening=first)] + [
-            _Slot(index=i, listening=bind(server.host, port, reuse_port=True)) for i in range(1, self.count)]
-        if server.metrics_port:
-            self.metrics_socket = bind(server.host, server.metrics_port, reuse_port=False)
+        try:
+            port = free_port(server.host, server.port)
+            for index in range(self.count):  # same port, each its own accept queue
+                self.slots.append(_Slot(index=index, listening=bind(server.host, port, reuse_port=True)))
+            if server.metrics_port:
+                self.metrics_socket = bind(server.host, server.metrics_port, reuse_port=False)
+        except OSError as exc:  # in use, not an address of this host: one line, as uvicorn says it
+            logger.error("cannot listen on %s: %s", server.host, exc)
+            self._close_sockets()
+            raise SystemExit(1) from None
         self.metrics_dir = fresh_metrics_dir(self.settings)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         logger.info("serving on https://%s:%s with %d workers", server.host, port, self.count)
@@ -144,10 +159,13 @@ class Pod:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            for slot in self.slots:
-                slot.listening.close()
-            if self.metrics_socket is not None:
-                self.metrics_socket.close()
+            self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        for slot in self.slots:
+            slot.listening.close()
+        if self.metrics_socket is not None:
+            self.metrics_socket.close()
 
     def _on_signal(self, signum: int, frame: object) -> None:
         # Only note it (no lock, no log: the handler may interrupt either): the main loop logs,
@@ -268,4 +286,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from webhook.cli import workers  # the module by its name: its logger, the spec's class
+
+    workers.main()
