@@ -226,7 +226,10 @@ class Pod:
         spec = WorkerSpec(index=slot.index, count=self.count, settings=self.settings, main_fd=fds[0],
                           metrics_fd=fds[1] if len(fds) > 1 else None, parent_pid=os.getpid())
         env = {**os.environ, metrics.MULTIPROC_DIR_VARIABLE: self.metrics_dir}
-        process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, pass_fds=fds, env=env)
+        # A session of its own: a Ctrl-C on the terminal reaches the parent only, which forwards it
+        # once (a worker receiving it twice, from both, would take the second as "force").
+        process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, pass_fds=fds, env=env,
+                                   start_new_session=True)
         stdin: IO[bytes] | None = process.stdin
         assert stdin is not None
         try:
