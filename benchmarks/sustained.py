@@ -125,7 +125,7 @@ def cpu_seconds(*, gate_pid: int) -> dict[str, float]:
     workers), PostgreSQL (every backend), Redis, the load generator (vegeta) and this process,
     which generates the request bodies. Processes that ended are not counted (PostgreSQL's
     backends live as long as the gate's pools, so they are)."""
-    totals = {"gate": 0.0, "postgres": 0.0, "redis": 0.0, "vegeta": 0.0, "driver": 0.0}
+    totals = {"gate": 0.0, "gate (system)": 0.0, "postgres": 0.0, "redis": 0.0, "vegeta": 0.0, "driver": 0.0}
     gate_tree = {gate_pid}
     with contextlib.suppress(psutil.Error):
         gate_tree |= {child.pid for child in psutil.Process(gate_pid).children(recursive=True)}
@@ -146,6 +146,8 @@ def cpu_seconds(*, gate_pid: int) -> dict[str, float]:
                 continue
             times = process.cpu_times()
             totals[part] += times.user + times.system
+            if part == "gate":
+                totals["gate (system)"] += times.system
         except psutil.Error:
             continue
     return totals
