@@ -100,6 +100,13 @@ def run_sustained(args: argparse.Namespace) -> list[Row]:
     where = f"{args.rate}/s for {args.sustained_seconds / 60:g} min, {args.workers} worker(s)"
     cpu = {name: (cpu_after[name] - cpu_before.get(name, 0.0)) * 1000 / max(measured.requests, 1)
            for name in cpu_after}
+    # The second half alone: past the first touch of every target (cold reads, cache fills).
+    timed = [sample for sample in sampler.samples if "cpu_s" in sample]
+    if len(timed) >= 4:
+        middle, end = timed[len(timed) // 2], timed[-1]
+        served = args.rate * (end["t"] - middle["t"])
+        cpu.update({f"{name}, second half": (end["cpu_s"][name] - middle["cpu_s"][name]) * 1000 / served
+                    for name in ("gate", "postgres", "redis")})
     (out / "cpu.json").write_text(json.dumps(cpu, indent=1))
     return [
         *(Row("sustained", f"CPU per request: {name}", ms, "ms") for name, ms in cpu.items()),
@@ -241,7 +248,8 @@ class Sampler:
         next_minute = 0.0
         while not self._stop.wait(self.every):
             elapsed = time.monotonic() - started
-            sample: dict[str, Any] = {"t": round(elapsed, 1), "rss_mib": self._rss()}
+            sample: dict[str, Any] = {"t": round(elapsed, 1), "rss_mib": self._rss(),
+                                      "cpu_s": cpu_seconds(gate_pid=self.pid)}
             if elapsed >= next_minute:
                 next_minute += 60
                 with contextlib.suppress(Exception):
