@@ -44,6 +44,7 @@ class ServerSettings:
     api_token_file: pathlib.Path | None
     log_level: str
     log_format: LogFormat
+    workers: int  # 1: one process; N ≥ 2: a parent owning the pod's parts and N serving workers
 
     @property
     def has_tls_files(self) -> bool:
@@ -161,6 +162,10 @@ class Settings(pydantic_settings.BaseSettings):
     log_format: LogFormat = LogFormat.AUTO
     fail_closed: bool = False
     max_body_bytes: int = 3 * 1024 * 1024
+    # Serving processes per pod (webhook.cli.workers): 1 is one process, as always; N ≥ 2 a parent
+    # that owns the embedded stores, the TLS files and the signals, and N workers sharing the port,
+    # each a full gate like a replica.
+    workers: int = pydantic.Field(default=1, ge=1, le=64)
     # Reviews decided at once, per replica and per actor; beyond either, automation is answered 429
     # with Retry-After and people and observed actors are admitted and recorded (DESIGN §7),
     # instead of queueing behind them. 0: no limit.
@@ -241,7 +246,7 @@ class Settings(pydantic_settings.BaseSettings):
         return ServerSettings(host=self.host, port=self.port, metrics_port=self.metrics_port,
                               tls_cert=self.tls_cert, tls_key=self.tls_key, max_body_bytes=self.max_body_bytes,
                               api_token_file=self.api_token_file, log_level=self.log_level,
-                              log_format=self.log_format)
+                              log_format=self.log_format, workers=self.workers)
 
     @property
     def stores(self) -> StoreSettings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from chart_helpers import FULLNAME, NAMESPACE, env_of, find, one, render
+from chart_helpers import CHART, FULLNAME, NAMESPACE, RELEASE, env_of, find, one, render, run_helm
 
 SELECTOR = {
     "app.kubernetes.io/name": "safety-gate",
@@ -35,7 +35,7 @@ def test_replicas_labels_and_image(default_docs):
     c = gate(default_docs)
     assert c["image"] == "ghcr.io/safety-gate/safety-gate:0.1.0"
     assert c["imagePullPolicy"] == "IfNotPresent"
-    assert c["args"] == ["serve", "--host", "0.0.0.0", "--port", "8443", "--metrics-port", "9090"]
+    assert c["args"] == ["serve", "--host", "0.0.0.0", "--port", "8443", "--metrics-port", "9090", "--workers", "1"]
     assert "command" not in c  # the image's ENTRYPOINT is safety-gate
 
 
@@ -229,3 +229,11 @@ def test_metrics_service(default_docs):
     assert svc["spec"]["selector"] == SELECTOR
     assert not find(default_docs, "ServiceMonitor")
     assert not find(default_docs, "PrometheusRule")
+
+
+def test_workers_value_is_the_serve_flag():
+    """webhook.workers becomes ``serve --workers``; the schema refuses a pod without a worker."""
+    c = gate(render(sets=["webhook.workers=2"]))
+    assert c["args"][-2:] == ["--workers", "2"]
+    refused = run_helm("template", RELEASE, str(CHART), "--set", "webhook.workers=0")
+    assert refused.returncode != 0 and "workers" in refused.stderr

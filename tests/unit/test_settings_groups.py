@@ -51,3 +51,30 @@ def test_a_copy_recomputes_its_groups() -> None:
     settings = Settings(cluster_id="a")
     assert settings.stores.cluster_id == "a"
     assert settings.with_values(cluster_id="b").stores.outbox_stream == "sg:b:outbox"
+
+
+def test_workers_come_from_the_environment_and_a_pod_needs_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().server.workers == 1  # one process, no parent: serve as it always was
+    monkeypatch.setenv("SAFETY_GATE_WORKERS", "2")
+    assert Settings().server.workers == 2
+    with pytest.raises(pydantic.ValidationError, match="workers"):
+        Settings(workers=0)
+
+
+def test_serve_refuses_zero_workers_naming_the_flag() -> None:
+    from typer.testing import CliRunner
+
+    from webhook.cli.main import app
+
+    result = CliRunner().invoke(app, ["serve", "--workers", "0"])
+    assert result.exit_code == 2
+    assert "--workers" in result.output
+
+
+def test_each_worker_spools_apart_and_only_worker_0_runs_the_pod_jobs() -> None:
+    from webhook.server.runtime import SINGLE_PROCESS, Worker
+
+    workers = [Worker(index=i, count=3) for i in range(3)]
+    assert SINGLE_PROCESS.spool_dir == workers[0].spool_dir == pathlib.PurePath("spool")  # as one process
+    assert len({w.spool_dir for w in workers}) == 3  # a restarted worker i drains worker i's spool
+    assert [w.runs_pod_jobs for w in workers] == [True, False, False]

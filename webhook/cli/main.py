@@ -44,6 +44,7 @@ def serve(
                                                            "gets 429 + Retry-After. 0: no limit.")] = None,
     max_in_flight_per_actor: Annotated[Optional[int], Opt(min=0, help="Reviews of one actor decided at once "
                                                                      "(16). 0: no limit.")] = None,
+    workers: options.Workers = None,
     log_level: options.LogLevel = None,
     log_format: options.LogFormatOption = None,
     api_token_file: Annotated[Optional[pathlib.Path], Opt(help="Bearer tokens for /api/v1 without a cluster: "

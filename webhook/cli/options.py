@@ -22,3 +22,6 @@ Kubeconfig = Annotated[Optional[pathlib.Path], typer.Option(help="Kubeconfig of 
 LogLevel = Annotated[Optional[str], typer.Option(help="Log level (logs go to stderr).")]
 LogFormatOption = Annotated[Optional[LogFormat], typer.Option(
     help="Log lines: json, text, or auto (text on a terminal, else JSON).")]
+Workers = Annotated[Optional[int], typer.Option(
+    min=1, max=64, help="Serving processes sharing the port (1). With 2 or more, a parent process owns the "
+                        "embedded stores, TLS files and signals; in-flight limits apply per process.")]

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -60,8 +62,13 @@ def run_server(settings: Settings) -> None:
     shutdown = Shutdown(bound=SHUTDOWN_BOUND_SECONDS)
     try:
         with common.stores(settings, exclusive=True, stop_timeout=EMBEDDED_STOP_SECONDS) as settings:
-            runtime = Runtime(settings, policies=policies)
-            run_event_loop(_serve(settings, runtime, shutdown=shutdown))
+            if settings.server.workers > 1:  # the parent of the pod's workers (webhook.cli.workers)
+                from webhook.cli.workers import Pod
+
+                Pod(settings, shutdown=shutdown).run()
+            else:
+                runtime = Runtime(settings, policies=policies)
+                run_event_loop(_serve(settings, runtime, shutdown=shutdown))
     finally:
         shutdown.done()
     if shutdown.signal is not None:
@@ -192,17 +199,21 @@ def _certificate_watch(tls: ReloadingServerContext, *, every: float) -> GuardedT
     return GuardedTask(name="tls-reload", step=check, interval=every)
 
 
-async def _serve_then_stop_the_others(server: uvicorn.Server, servers: list[uvicorn.Server]) -> None:
+async def _serve_then_stop_the_others(server: uvicorn.Server, servers: list[uvicorn.Server], *,
+                                      sockets: list[socket.socket] | None) -> None:
     """When one server ends (its start-up failed, say), the others end too: a metrics port alone
     must not keep a process that no longer admits anything alive."""
     try:
-        await server.serve()
+        await server.serve(sockets=sockets)
     finally:
         for other in servers:
             other.should_exit = True
 
 
-async def _serve(settings: Settings, runtime: Runtime, *, shutdown: Shutdown) -> None:
+async def _serve(settings: Settings, runtime: Runtime, *, shutdown: Shutdown,
+                 listening: ListeningSockets | None = None) -> None:
+    """Serve until ``shutdown``; ``listening``: sockets a parent bound for this worker (else uvicorn
+    binds host and port itself)."""
     app: Any = create_app(settings, runtime=runtime)
     assert settings.server.tls_cert is not None and settings.server.tls_key is not None
     if settings.validate_client_ca is not None:
@@ -216,16 +227,43 @@ async def _serve(settings: Settings, runtime: Runtime, *, shutdown: Shutdown) ->
         timeout_graceful_shutdown=GRACEFUL_SECONDS, timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     servers: list[uvicorn.Server] = [_Server(config)]
+    sockets: list[list[socket.socket] | None] = [[listening.main] if listening else None]
     if settings.server.metrics_port:
         metrics_config = uvicorn.Config(create_metrics_app(), host=settings.server.host, port=settings.server.metrics_port,
                                         log_config=None, access_log=False, lifespan="off")
         servers.append(_Server(metrics_config))
+        sockets.append([listening.metrics] if listening and listening.metrics else None)
     shutdown.servers = servers
     logger.info("serving on https://%s:%s", settings.server.host, settings.server.port)
-    watch = _certificate_watch(tls, every=2.0)
-    watch.start()
+    watches = [_certificate_watch(tls, every=2.0)]
+    if listening is not None:
+        watches.append(_parent_watch(listening.parent_pid, shutdown=shutdown))
+    for watch in watches:
+        watch.start()
     try:
         with shutdown.handling_signals():
-            await asyncio.gather(*(_serve_then_stop_the_others(server, servers) for server in servers))
+            await asyncio.gather(*(_serve_then_stop_the_others(server, servers, sockets=bound)
+                                   for server, bound in zip(servers, sockets, strict=True)))
     finally:
-        await watch.stop()
+        for watch in watches:
+            await watch.stop()
+
+
+@dataclasses.dataclass(frozen=True)
+class ListeningSockets:
+    """What a worker of ``serve --workers`` serves on: sockets its parent bound (webhook.cli.workers)."""
+
+    main: socket.socket
+    metrics: socket.socket | None
+    parent_pid: int
+
+
+def _parent_watch(parent_pid: int, *, shutdown: Shutdown, every: float = 1.0) -> GuardedTask:
+    """A worker whose parent is gone (killed outright) stops like on SIGTERM: nothing else would
+    stop it, and without the parent its embedded stores and its restarts are gone too."""
+
+    async def check() -> None:
+        if os.getppid() != parent_pid:
+            shutdown.request(signal.SIGTERM)
+
+    return GuardedTask(name="parent-watch", step=check, interval=every)

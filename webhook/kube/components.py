@@ -89,14 +89,25 @@ class KubeComponents:
                 "hpa_for": self.lookups.hpa_for, "context_for": self.kubernaut.context_for,
                 "eviction_for": self.owners.resolve}
 
-    def services(self) -> list[Service]:
+    def services(self, *, pod_jobs: bool = True) -> list[Service]:
         """The background loops, as services the runtime starts and stops with its others; none
-        waits for the API server to start (they retry on their own)."""
+        waits for the API server to start (they retry on their own).
+
+        ``pod_jobs`` False (a worker other than 0 of ``serve --workers``): only what this process's
+        own gate needs — the policies and per-workload settings it decides with, and the alert
+        writer its decisions feed. What writes shared state from the cluster (approvals,
+        confirmations, assessments, summaries, pattern status) runs once per pod, in worker 0.
+        """
         found: list[Service] = [
             Loop(name="policy-watcher", start=self.policies.start, stop=self.policies.stop),
-            Loop(name="approval-sync", start=self.approvals.start, stop=self.approvals.stop),
             Loop(name="alert-writer", start=self.alerts.start, stop=self.alerts.stop),
         ]
+        if self.target_settings is not None:
+            found.append(Loop(name="target-settings", start=self.target_settings.start,
+                              stop=self.target_settings.stop))
+        if not pod_jobs:
+            return found
+        found.append(Loop(name="approval-sync", start=self.approvals.start, stop=self.approvals.stop))
         if self.confirmations is not None:
             found.append(Loop(name="confirmations", start=self.confirmations.start, stop=self.confirmations.stop))
         if self.assessments is not None:
@@ -105,9 +116,6 @@ class KubeComponents:
             found.append(Loop(name="summariser", start=self.summaries.start, stop=self.summaries.stop))
         if self.pattern_status is not None:
             found.append(Loop(name="pattern-status", start=self.pattern_status.start, stop=self.pattern_status.stop))
-        if self.target_settings is not None:
-            found.append(Loop(name="target-settings", start=self.target_settings.start,
-                              stop=self.target_settings.stop))
         return found
 
     async def start(self) -> None:

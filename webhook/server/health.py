@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+import os
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from webhook import metrics
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -12,9 +15,13 @@ async def healthz(request: Request) -> JSONResponse:
     background loop is doing, for people: a failing loop retries on its own, a restart would not help."""
     runtime = getattr(request.app.state, "runtime", None)
     services = runtime.service_health() if runtime is not None else {}
-    return JSONResponse({"status": "ok", "services": {
+    body: dict[str, object] = {"status": "ok", "services": {
         name: {"state": h.state.value, "failures": h.failures, **({"last_error": h.last_error} if h.last_error else {})}
-        for name, h in services.items()}})
+        for name, h in services.items()}}
+    worker = getattr(runtime, "worker", None)
+    if worker is not None and worker.count > 1:  # which of the pod's workers answered (each is a server)
+        body["worker"] = {"index": worker.index, "pid": os.getpid()}
+    return JSONResponse(body)
 
 
 async def readyz(request: Request) -> JSONResponse:
@@ -49,4 +56,5 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """This process's metrics, or with ``--workers`` the pod's totals (any worker answers the same)."""
+    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)

@@ -2,6 +2,7 @@
 (only the replica holding the leader lock does the work) and a refresh of the effectiveness
 aggregates every ``effectiveness_interval`` seconds (every replica, so each publishes
 ``ai_action_effectiveness_score`` from its own /metrics). Either interval at 0 turns its job off.
+And fresh planner statistics for young hot tables (``webhook.store.statistics``), always on.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from webhook.server.api.effectiveness import publish
 from webhook.services import GuardedTask, Service
 from webhook.settings import Settings
 from webhook.store.history import HistoryStore
+from webhook.store.statistics import StatisticsKeeper
 
 logger = logging.getLogger(__name__)
 
 #: The first run comes soon after start (a fresh replica catches up), not a whole interval later.
 FIRST_RUN_SECONDS = 60.0
+#: Seconds between looks at the hot tables' statistics (``webhook.store.statistics``): a catalog
+#: query; an ANALYZE only for a table that doubled since its last one.
+STATISTICS_SECONDS = 15.0
 
 
 def count_run(report: RetentionReport) -> None:
@@ -39,7 +44,8 @@ def job_services(settings: Settings, *, history: HistoryStore, pool: asyncpg.Poo
     """``pool`` is the batch pool: no 2s statement timeout (a retention run over ten million
     actions takes seconds). The jobs are guarded tasks: a SIGTERM in the middle of a run stops them
     within their bound instead of waiting for the run (or a swallowed cancellation) to end."""
-    jobs: list[Service] = []
+    jobs: list[Service] = [GuardedTask(name="table-statistics", step=StatisticsKeeper(pool).refresh,
+                                       interval=STATISTICS_SECONDS, first_delay=5.0)]
     if settings.retention.interval:
         runner = RetentionRunner(pool, cluster_id=history.postgres.cluster_id,
                                  default_max_age=settings.retention.max_age,

@@ -166,6 +166,36 @@ class EmbeddedStores:
             self.claim = None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Worker:
+    """Which serving process of the pod this is: ``serve --workers N`` runs N, ``index`` 0 to N-1.
+
+    Every worker is a full gate, like a replica: its own pools, HistoryStore and outbox, with the
+    locks in Redis and PostgreSQL serializing decisions across processes exactly as across
+    replicas. What is per pod rather than per gate — work done once per pod, or work that would
+    only be doubled (docs/architecture.md, "Workers") — runs in worker 0 alone.
+    """
+
+    index: int = 0
+    count: int = 1  # 1: the single ``serve`` process, which is worker 0 of one
+
+    @property
+    def runs_pod_jobs(self) -> bool:
+        """Retention, effectiveness, certificate rotation, summaries, pattern status, confirmations,
+        approval sync and assessments: once per pod (they are behind leader locks or paced anyway)."""
+        return self.index == 0
+
+    @property
+    def spool_dir(self) -> pathlib.PurePath:
+        """Relative to the data dir. Worker 0 keeps the single process's spool; each other worker
+        its own, which the worker restarted in its place takes over and drains (a spool named by
+        pid would be left behind by a dead worker)."""
+        return pathlib.PurePath("spool") if self.index == 0 else pathlib.PurePath("spool", f"worker-{self.index}")
+
+
+SINGLE_PROCESS = Worker()
+
+
 def load_policies(settings: Settings) -> PolicyProvider:
     """The file's OscillationPatterns over the defaults; raises ``PolicyError`` naming the problem."""
     return PolicyProvider(file_policies=load_policy_file(settings.policy) if settings.policy else ())
@@ -174,10 +204,13 @@ def load_policies(settings: Settings) -> PolicyProvider:
 class Runtime:
     """Owns the stores, the gate and the background upkeep loop of one ``serve`` process."""
 
-    def __init__(self, settings: Settings, *, policies: PolicyProvider | None = None) -> None:
+    def __init__(self, settings: Settings, *, policies: PolicyProvider | None = None,
+                 worker: Worker = SINGLE_PROCESS) -> None:
         """``policies``: already loaded from ``settings.policy`` (``serve`` loads them before it
-        starts the stores, to report a bad file at once)."""
+        starts the stores, to report a bad file at once). ``worker``: which of the pod's serving
+        processes this is (one, unless ``serve --workers``)."""
         self.settings = settings
+        self.worker = worker
         self.postgres: PostgresStore | None = None
         self.jobs_pool: asyncpg.Pool | None = None
         self.lock_pool: asyncpg.Pool | None = None
@@ -204,7 +237,7 @@ class Runtime:
         if settings.stores.redis_url:
             self.cache = RedisCache.from_url(settings.stores.redis_url, cluster_id=settings.stores.cluster_id,
                                              horizon=CACHE_HORIZON)
-        spool, self._spool_lock = claim_spool(settings.stores.data_dir / "spool")
+        spool, self._spool_lock = claim_spool(settings.stores.data_dir / self.worker.spool_dir)
         outbox = Outbox(redis=self.cache.client if self.cache else None, stream=settings.stores.outbox_stream,
                         spool=spool)
         self.history = HistoryStore(postgres=self.postgres, cache=self.cache, outbox=outbox)
@@ -224,10 +257,13 @@ class Runtime:
             fail_closed=settings.stores.fail_closed,
             on_decision=validate.observe,
         )
+        pod_jobs = self.worker.runs_pod_jobs
         if self.kube is not None:
-            for service in self.kube.services():
+            for service in self.kube.services(pod_jobs=pod_jobs):
                 self.services.add(service)
-            if settings.certificates.secret:  # self-managed certificates: keep Secret, caBundle and files current
+            # Self-managed certificates: keep Secret, caBundle and files current (once per pod: the
+            # other workers reload the files it writes, as they reload any renewed file).
+            if settings.certificates.secret and pod_jobs:
                 from webhook.kube.certificates import CertificateRotator
 
                 self.certificates = CertificateRotator.from_settings(settings, api_client=self.kube.client.api_client)
@@ -237,8 +273,8 @@ class Runtime:
                                               on_stopped=self.certificates.stop))
         await self.upkeep()
         self.services.add(GuardedTask(name="store-upkeep", step=self.upkeep, interval=settings.stores.upkeep_interval))
-        for job in job_services(settings, history=self.history, pool=self.jobs_pool):  # retention, aggregates
-            self.services.add(job)
+        for job in job_services(settings, history=self.history, pool=self.jobs_pool) if pod_jobs else ():
+            self.services.add(job)  # retention, aggregates
         self.services.start()
 
     async def _migrate(self) -> None:

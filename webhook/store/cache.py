@@ -135,8 +135,9 @@ class RedisCache:
             delay = min(delay * 2, 0.05)
         return token
 
-    async def release_lock(self, *names: str, token: str) -> None:
-        await self._release(keys=[f"{self.prefix}:lock:{name}" for name in names], args=[token])
+    async def release_lock(self, *names: str, token: str, client: Pipeline | None = None) -> None:
+        """Release now, or queue the release on ``client`` (a pipeline the caller executes)."""
+        await self._release(keys=[f"{self.prefix}:lock:{name}" for name in names], args=[token], client=client)
 
 
     @property

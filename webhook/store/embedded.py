@@ -46,7 +46,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -460,8 +460,10 @@ class EmbeddedPostgres(_Supervised):
     _stop_signal = signal.SIGINT  # "fast" shutdown: roll back clients, checkpoint, exit
     _executable_name = "postgres"
 
-    def __init__(self, *, data_dir: Path, port: int | None = None, host: str = DEFAULT_HOST) -> None:
+    def __init__(self, *, data_dir: Path, port: int | None = None, host: str = DEFAULT_HOST,
+                 settings: Mapping[str, str] | None = None) -> None:
         super().__init__(data_dir=data_dir, port=port, host=host)
+        self.settings = dict(settings or {})  # extra ``-c name=value``, e.g. the benchmarks' pg_stat_statements
         self.bin_dir = _postgres_bin_dir()
         self.pgdata = self.data_dir / "pgdata"
         self._account: pwd.struct_passwd | None = None
@@ -566,6 +568,7 @@ class EmbeddedPostgres(_Supervised):
             "-c", "fsync=on",
             "-c", "max_connections=200",
             "-c", "shared_buffers=64MB",
+            *(arg for name, value in self.settings.items() for arg in ("-c", f"{name}={value}")),
         ]
 
     def _ready(self, proc: subprocess.Popen[bytes], port: int) -> bool:

@@ -97,6 +97,12 @@ def _proposed_from_row(row: asyncpg.Record) -> Proposed:
                     old_version=row["old_version"])
 
 
+def _in_order(rows: Sequence[asyncpg.Record]) -> list[ActionEvent]:
+    """Events oldest first, ties by id: the order detection reads history in."""
+    ordered = sorted(rows, key=lambda row: (row["action_timestamp"], row["id"]))
+    return [_event_from_row(row) for row in ordered]
+
+
 def _event_from_row(row: asyncpg.Record) -> ActionEvent:
     event = ActionEvent.from_json(row["event"])
     return event.replace(effectiveness=row["effectiveness_score"], action_id=row["id"])
@@ -136,13 +142,118 @@ WITH decision AS (
 SELECT count(*) > 0 FROM decision
 """
 
+# Every other decision in one statement too (issue 15: "a refusal costs no more than an
+# admission"): the plain CTE, plus the restriction it starts, the detection it upserts, the
+# refusal it counts on an existing detection and the approval it uses. Each part is written only
+# when its key parameter is not NULL, and only FROM decision, so a replay still changes nothing.
+# Two parts may not touch one detection row in one statement (PostgreSQL would apply only one):
+# ``PostgresStore._one_statement`` sends such rare bundles through a transaction instead.
+_WRITE_DECISION = _WRITE_PLAIN.replace("SELECT count(*) > 0 FROM decision", "").rstrip() + """,
+restriction AS (
+    INSERT INTO restrictions (cluster_id, scope, pattern, strategy, applies, started_at, until, alert,
+                              evidence, target_key, evidence_uids)
+    SELECT $1, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41 FROM decision WHERE $32::text IS NOT NULL
+    RETURNING id
+), detection AS (
+    INSERT INTO oscillation_detections (
+        cluster_id, alert_namespace, alert_name, pattern_type, namespace, kind, name, actor, severity,
+        confidence, strategy, enforcement_action, phase, message, summary, alternative, evidence,
+        occurrences, denied_requests, first_seen, last_seen, cooldown_until, approval_used_by,
+        approval_used_at, warned_requests)
+    SELECT $1, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51, $52, $53, $54, $55, $56, $57, $58, $59, $3, $3,
+           $60, $61, CASE WHEN $61::text IS NULL THEN NULL ELSE $3::timestamptz END, $62
+    FROM decision WHERE $42::text IS NOT NULL
+    ON CONFLICT (cluster_id, alert_namespace, alert_name) DO UPDATE SET
+        severity = EXCLUDED.severity, confidence = EXCLUDED.confidence, strategy = EXCLUDED.strategy,
+        enforcement_action = EXCLUDED.enforcement_action, phase = EXCLUDED.phase,
+        message = EXCLUDED.message, summary = EXCLUDED.summary, alternative = EXCLUDED.alternative,
+        actor = EXCLUDED.actor, evidence = EXCLUDED.evidence,
+        occurrences = oscillation_detections.occurrences + EXCLUDED.occurrences,
+        denied_requests = oscillation_detections.denied_requests + EXCLUDED.denied_requests,
+        warned_requests = oscillation_detections.warned_requests + EXCLUDED.warned_requests,
+        last_seen = EXCLUDED.last_seen,
+        cooldown_until = COALESCE(EXCLUDED.cooldown_until, oscillation_detections.cooldown_until),
+        approval_used_by = COALESCE(EXCLUDED.approval_used_by, oscillation_detections.approval_used_by),
+        approval_used_at = COALESCE(EXCLUDED.approval_used_at, oscillation_detections.approval_used_at)
+    RETURNING id
+), refusal AS (
+    UPDATE oscillation_detections SET
+        denied_requests = denied_requests + CASE WHEN $65 THEN 1 ELSE 0 END,
+        warned_requests = warned_requests + CASE WHEN $65 THEN 0 ELSE 1 END,
+        last_seen = $3
+    WHERE cluster_id = $1 AND alert_namespace = $63 AND alert_name = $64 AND EXISTS (SELECT 1 FROM decision)
+    RETURNING id
+), approval AS (
+    UPDATE oscillation_detections SET approval_used_at = $3, approval_used_by = $2
+    WHERE cluster_id = $1 AND alert_namespace = $66 AND alert_name = $67 AND EXISTS (SELECT 1 FROM decision)
+    RETURNING id
+)
+SELECT count(*) > 0 FROM decision
+"""
+
+
+def _alert_key(alert: str | None) -> tuple[str | None, str | None]:
+    """An alert's "<namespace>/<name>" as the detection row's key columns (NULLs: no alert)."""
+    if alert is None:
+        return None, None
+    namespace, name = alert.split("/", 1)
+    return namespace, name
+
+
+def _one_statement(effects: Effects) -> bool:
+    """Whether ``_WRITE_DECISION`` can apply these effects: not when two of its parts would
+    modify the same detection row (an escalation that uses an approval, say)."""
+    rows = [key for key in (effects.alert and f"{effects.alert.namespace}/{effects.alert.name}",
+                            effects.refusal_alert, effects.consume_alert) if key]
+    return len(rows) == len(set(rows))
+
+
+def _restriction_params(effects: Effects) -> list[Any]:
+    """$32–$41: the restriction a decision starts (all NULL: none)."""
+    restriction = effects.restriction
+    if restriction is None:
+        return [None] * 10
+    basis = [event.uid for event in effects.alert.evidence] if effects.alert is not None else []
+    return [restriction.scope, restriction.pattern.value, restriction.strategy.value, restriction.applies,
+            restriction.started, restriction.until, restriction.alert, restriction.evidence, restriction.target_key,
+            basis]
+
+
+def _detection_params(effects: Effects) -> list[Any]:
+    """$42–$62: the detection a decision upserts (all NULL: none)."""
+    update = effects.alert
+    if update is None:
+        return [None] * 21
+    target = update.target
+    return [
+        update.namespace, update.name, update.pattern.value,
+        target.namespace if target else None, target.kind if target else None, target.name if target else None,
+        update.actor, update.severity.value, update.confidence, update.strategy.value, update.enforcement.value,
+        update.phase, update.message, update.summary, update.alternative,
+        [event.evidence() for event in update.evidence],
+        1 if update.new_occurrence else 0, 1 if update.denied else 0, update.cooldown_until, update.approval_used_by,
+        1 if effects.outcome == Outcome.WARN.value else 0,
+    ]
+
+
+def _refusal_params(effects: Effects) -> list[Any]:
+    """$63–$65: an existing restriction's alert that counts this refusal (denied, or warned)."""
+    return [*_alert_key(effects.refusal_alert), not effects.allowed]
+
 
 #: The counting filter of truthful history (DESIGN §7): everything counts except actions marked
 #: not-applied. A proposal counts while it waits; the confirmation watch marks it not-applied once
 #: the window has passed unseen — so detection counts confirmed actions and young proposals. An old
 #: proposal still waiting means the watch could not look (API server unreachable, kind not served):
 #: it keeps counting, because a gate that cannot see the cluster must not forget what it admitted.
-_COUNTS = "(s.status IS DISTINCT FROM 'not-applied')"
+#:
+#: Written as an anti-join on the partial index of not-applied actions (migration 0008), and with
+#: no ORDER BY (the caller sorts): whatever the statistics say — a cached generic plan made while
+#: the tables were empty, say — the only plan left is the index on the filter. A LEFT JOIN with an
+#: ORDER BY let such a plan walk the cluster-wide page index and rescan action_status per row:
+#: 6 ms and 5,800 blocks per cold read after two minutes, growing with the table (issue 15).
+_COUNTS = ("NOT EXISTS (SELECT 1 FROM action_status s WHERE s.cluster_id = t.cluster_id"
+           " AND s.request_uid = t.request_uid AND s.status = 'not-applied')")
 
 
 class PostgresStore:
@@ -182,6 +293,8 @@ class PostgresStore:
             await self.ensure_partition(effects.event.at)
         if effects.plain:
             return await self._write_plain(effects)
+        if _one_statement(effects):
+            return await self._write_decision(effects)
         async with self.pool.acquire() as connection, connection.transaction():
             if not await self._insert_decision(connection, effects):
                 return False
@@ -205,18 +318,27 @@ class PostgresStore:
         """The common decision — no restriction, alert or approval — in one statement (one round
         trip, atomic on its own) instead of a transaction of eight. Everything hangs off the
         ``admission_decisions`` insert, so a replayed bundle changes nothing here either."""
+        return bool(await self.pool.fetchval(_WRITE_PLAIN, *self._decision_params(effects)))
+
+    async def _write_decision(self, effects: Effects) -> bool:
+        """A decision with a restriction, a detection, a refusal or an approval: one statement as well."""
+        params = [*self._decision_params(effects), *_restriction_params(effects), *_detection_params(effects),
+                  *_refusal_params(effects), *_alert_key(effects.consume_alert)]
+        return bool(await self.pool.fetchval(_WRITE_DECISION, *params))
+
+    def _decision_params(self, effects: Effects) -> list[Any]:
+        """$1–$31 of ``_WRITE_PLAIN`` (and of ``_WRITE_DECISION``)."""
         event, target = effects.event, effects.event.target
         record_target = effects.record and target is not None
-        decided = await self.pool.fetchval(
-            _WRITE_PLAIN, self.cluster_id, effects.uid, effects.decided_at,
+        return [
+            self.cluster_id, effects.uid, effects.decided_at,
             target.namespace if target else None, target.kind if target else None, target.name if target else None,
             event.action_type, event.actor, event.actor_class.value, effects.outcome, effects.allowed, effects.code,
             effects.pattern, effects.strategy, effects.message, list(effects.warnings), effects.degraded,
             effects.latency_ms, effects.record, record_target, target.api_version if target else "", event.at,
             event.correlation_id, event.object_kind, event.model_used, event.confidence, event.alert_name,
             event.replicas_before, event.replicas_after, event.bypass, event.to_json(),
-        )
-        return bool(decided)
+        ]
 
     async def _insert_action(self, connection: asyncpg.Connection, event: ActionEvent) -> int | None:
         async with connection.transaction():  # a savepoint inside write_effects
@@ -276,29 +398,25 @@ class PostgresStore:
                             until: datetime.datetime | None = None) -> list[ActionEvent]:
         rows = await self.pool.fetch(
             f"""
-            SELECT t.id, t.event, t.effectiveness_score FROM resource_action_traces t
-            LEFT JOIN action_status s ON s.cluster_id = t.cluster_id AND s.request_uid = t.request_uid
+            SELECT t.id, t.event, t.effectiveness_score, t.action_timestamp FROM resource_action_traces t
             WHERE t.cluster_id = $1 AND t.namespace = $2 AND t.kind = $3 AND t.name = $4
               AND t.action_timestamp > $5 AND ($6::timestamptz IS NULL OR t.action_timestamp <= $6)
               AND {_COUNTS}
-            ORDER BY t.action_timestamp, t.id
             """,
             self.cluster_id, target.namespace, target.kind, target.name, since, until,
         )
-        return [_event_from_row(row) for row in rows]
+        return _in_order(rows)
 
     async def actor_events(self, actor: str, *, since: datetime.datetime) -> list[ActionEvent]:
         rows = await self.pool.fetch(
             f"""
-            SELECT t.id, t.event, t.effectiveness_score FROM resource_action_traces t
-            LEFT JOIN action_status s ON s.cluster_id = t.cluster_id AND s.request_uid = t.request_uid
+            SELECT t.id, t.event, t.effectiveness_score, t.action_timestamp FROM resource_action_traces t
             WHERE t.cluster_id = $1 AND t.actor = $2 AND t.action_timestamp > $3
               AND {_COUNTS}
-            ORDER BY t.action_timestamp, t.id
             """,
             self.cluster_id, actor, since,
         )
-        return [_event_from_row(row) for row in rows]
+        return _in_order(rows)
 
     async def target_effectiveness(self, target: TargetRef) -> dict[str, float]:
         rows = await self.pool.fetch(
@@ -497,15 +615,20 @@ class PostgresStore:
         return [dict(row) for row in rows]
 
     async def approvals(self, alerts: Iterable[str]) -> list[Approval]:
-        keys = list(alerts)
+        """Approvals of these alerts, by the detections' unique key: one index probe per alert.
+        (Matching ``namespace || '/' || name`` instead scanned every detection, on every
+        escalation: 10 ms and growing with the table, issue 15.)"""
+        keys = [_alert_key(alert) for alert in alerts]
         rows = await self.pool.fetch(
             """
-            SELECT alert_namespace || '/' || alert_name AS alert, approved_by, approval_reason, approved_at,
-                   approval_used_at
-            FROM oscillation_detections
-            WHERE cluster_id = $1 AND approved_at IS NOT NULL AND alert_namespace || '/' || alert_name = ANY($2::text[])
+            SELECT d.alert_namespace || '/' || d.alert_name AS alert, d.approved_by, d.approval_reason,
+                   d.approved_at, d.approval_used_at
+            FROM unnest($2::text[], $3::text[]) AS k (namespace, name)
+            JOIN oscillation_detections d
+              ON d.cluster_id = $1 AND d.alert_namespace = k.namespace AND d.alert_name = k.name
+            WHERE d.approved_at IS NOT NULL
             """,
-            self.cluster_id, keys,
+            self.cluster_id, [namespace for namespace, _ in keys], [name for _, name in keys],
         )
         return [
             Approval(alert=row["alert"], approved_by=row["approved_by"], reason=row["approval_reason"] or "",
