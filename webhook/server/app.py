@@ -15,7 +15,6 @@ from webhook.server.overload import Slots
 from webhook.server.runtime import Runtime
 from webhook.settings import Settings
 
-
 GC_YOUNG_THRESHOLD = 50_000
 
 

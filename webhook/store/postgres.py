@@ -210,13 +210,17 @@ def _one_statement(effects: Effects) -> bool:
 
 def _restriction_params(effects: Effects) -> list[Any]:
     """$32–$41: the restriction a decision starts (all NULL: none)."""
-    restriction = effects.restriction
-    if restriction is None:
+    if effects.restriction is None:
         return [None] * 10
     basis = [event.uid for event in effects.alert.evidence] if effects.alert is not None else []
-    return [restriction.scope, restriction.pattern.value, restriction.strategy.value, restriction.applies,
+    return _restriction_row(effects.restriction, basis=basis)
+
+
+def _restriction_row(restriction: Restriction, *, basis: Sequence[str]) -> list[Any]:
+    """A restriction's columns, scope to evidence_uids, as both writes of it store them."""
+    return [str(restriction.scope), restriction.pattern.value, restriction.strategy.value, restriction.applies.value,
             restriction.started, restriction.until, restriction.alert, restriction.evidence, restriction.target_key,
-            basis]
+            list(basis)]
 
 
 def _detection_params(effects: Effects) -> list[Any]:
@@ -533,9 +537,7 @@ class PostgresStore:
                                       evidence, target_key, evidence_uids)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
             """,
-            self.cluster_id, str(restriction.scope), restriction.pattern.value, restriction.strategy.value,
-            restriction.applies.value, restriction.started, restriction.until, restriction.alert, restriction.evidence,
-            restriction.target_key, list(basis),
+            self.cluster_id, *_restriction_row(restriction, basis=basis),
         )
 
     async def restrictions_since(self, since: datetime.datetime) -> list[Restriction]:
