@@ -1,4 +1,4 @@
-"""``python -m benchmarks [load|history|apiserver|memory|sustained|all]``: run parts, print one results table."""
+"""``python -m benchmarks [load|history|apiserver|memory|sustained|throughput|all]``: run parts, print one results table."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ def _parts() -> dict[str, Part]:
     from benchmarks import apiserver, history, sustained
 
     return {"load": load.run_load, "history": history.run_history, "apiserver": apiserver.run_apiserver,
-            "memory": load.run_memory, "sustained": sustained.run_sustained}
+            "memory": load.run_memory, "sustained": sustained.run_sustained,
+            "throughput": sustained.run_throughput}
 
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("parts", nargs="*", default=["all"], choices=["load", "history", "apiserver", "memory", "sustained", "all"],
+    parser.add_argument("parts", nargs="*", default=["all"], choices=["load", "history", "apiserver", "memory", "sustained", "throughput", "all"],
                         help="which parts to run (default: all)")
     load.add_arguments(parser)
     from benchmarks import apiserver, history, sustained
@@ -36,7 +37,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     parts = _parts()
-    everyday = [name for name in parts if name != "sustained"]  # 30 minutes: only when asked for
+    everyday = [name for name in parts if name not in ("sustained", "throughput")]  # long: only when asked for
     chosen = everyday if "all" in args.parts else list(dict.fromkeys(args.parts))
     rows: list[Row] = []
     started = time.monotonic()

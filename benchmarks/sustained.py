@@ -48,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sample-seconds", type=float, default=10, help="seconds between RSS samples")
     group.add_argument("--workers", type=int, default=1, help="gate worker processes (serve --workers)")
     group.add_argument("--out", type=pathlib.Path, default=pathlib.Path("/tmp/sg-bench-sustained"))
+    group.add_argument("--steps", default="100,150,200,250,300,400,500",
+                       help="throughput: the rates (req/s) tried one after another, after the warm-up")
+    group.add_argument("--step-seconds", type=float, default=45, help="throughput: seconds per rate")
+    group.add_argument("--throughput-warmup", type=float, default=120,
+                       help="throughput: seconds at the first rate first (every target warm in the cache)")
     group.add_argument("--profile-windows", action="store_true",
                        help="py-spy 30 s at the start and at the end of the run (collapsed stacks in --out)")
 
@@ -158,6 +163,41 @@ def cpu_seconds(*, gate_pid: int) -> dict[str, float]:
         except psutil.Error:
             continue
     return totals
+
+
+def run_throughput(args: argparse.Namespace) -> list[Row]:
+    """The highest rate with p99 ≤ 10 ms for this many workers: one gate, warmed at the first rate
+    until every target is in the cache, then each rate of ``--steps`` in turn (stopping after the
+    first rate whose p99 is over 50 ms: past saturation the backlog only grows)."""
+    rates = [int(rate) for rate in args.steps.split(",") if rate.strip()]
+    extra = ["--workers", str(args.workers)] if args.workers != 1 else []
+    rows: list[Row] = []
+    best = 0
+    with _work_dir("sg-bench-throughput-") as work, _stores(work) as (postgres, redis), \
+            stack.gate(name="throughput", work_dir=work, postgres=postgres, redis=redis, extra_args=extra) as gate:
+        assert gate.process is not None
+        url = f"{gate.url}/validate"
+        bodies = Workload(targets=args.targets, oscillating_share=args.oscillating).bodies()
+        vegeta.attack(targets=vegeta.posts(url=url, bodies=bodies), rate=rates[0], seconds=args.throughput_warmup,
+                      root_certs=[gate.ca_file], results=work / "warmup.bin")
+        for rate in rates:
+            before = cpu_seconds(gate_pid=gate.process.pid)
+            report = vegeta.attack(targets=vegeta.posts(url=url, bodies=bodies), rate=rate, seconds=args.step_seconds,
+                                   root_certs=[gate.ca_file], results=work / f"step-{rate}.bin")
+            after = cpu_seconds(gate_pid=gate.process.pid)
+            gate_ms = (after["gate"] - before["gate"]) * 1000 / max(report.requests, 1)
+            met = report.p99 <= 10 and report.errors == 0 and report.throughput >= rate * 0.99
+            best = rate if met else best
+            print(f"  {args.workers} worker(s) at {rate}/s: p50 {report.p50:.2f} ms, p99 {report.p99:.2f} ms, "
+                  f"errors {report.errors}, gate CPU {gate_ms:.2f} ms/request", flush=True)
+            rows.append(Row("throughput", f"{args.workers} worker(s) at {rate}/s: p99", report.p99, "ms", limit=10,
+                            note=f"p50 {report.p50:.2f} ms, max {report.max:.0f} ms, errors {report.errors}, "
+                                 f"gate CPU {gate_ms:.2f} ms/request"))
+            if report.p99 > 50:
+                break
+    rows.append(Row("throughput", f"{args.workers} worker(s): highest rate with p99 ≤ 10 ms", best, "req/s",
+                    higher_is_better=True))
+    return rows
 
 
 def _codes(report: vegeta.AttackReport) -> str:
