@@ -7,6 +7,7 @@ so they cannot disagree about a verdict.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import logging
@@ -164,19 +165,30 @@ class Gate:
                           state=GateState(), rules=self.rules)
         policies = await self._policies_for(proposal, target)
         horizon = max([p.window for p in policies.values()] + [datetime.timedelta(hours=3)])
-        history = await self.history.target_events(target, since=now - horizon, now=now, gaps=gaps)
-        event = prepare(proposal, rules=self.rules, history=history)
-        actor_history: list[ActionEvent] = []
+        actor = proposal.event.actor
         budgets = [policies[p] for p in policies if Need.ACTOR_HISTORY in needed_before([p])]
-        if budgets and event.actor_class is ActorClass.AUTOMATION:
-            reach = max(policy.window for policy in budgets)
-            actor_history = await self.history.actor_events(event.actor, since=now - reach, now=now, gaps=gaps)
         # Exactly the scopes that can refuse this event (Restriction.refuses): the target, and the
         # actor cluster-wide or in the target's namespace. An index lookup each, however many
         # restrictions other actors and namespaces have.
-        scopes: list[RestrictionScope] = [TargetScope.of(target), ActorScope(event.actor, Reach.CLUSTER),
-                                          ActorScope(event.actor, Reach.of_namespace(target.namespace))]
-        restrictions = await self.history.restrictions(scopes=scopes, actor=None, now=now, gaps=gaps)
+        scopes: list[RestrictionScope] = [TargetScope.of(target), ActorScope(actor, Reach.CLUSTER),
+                                          ActorScope(actor, Reach.of_namespace(target.namespace))]
+        # The three reads are independent: one wait for all of them instead of three in a row
+        # (Redis, Redis, PostgreSQL), which was most of a decision's latency (issue 15).
+        target_read = asyncio.ensure_future(self.history.target_events(target, since=now - horizon, now=now,
+                                                                       gaps=gaps))
+        restrictions_read = asyncio.ensure_future(self.history.restrictions(scopes=scopes, actor=None, now=now,
+                                                                            gaps=gaps))
+        actor_read = None
+        if budgets and self.rules.classify(proposal.username, proposal.groups) is ActorClass.AUTOMATION:
+            reach = max(policy.window for policy in budgets)
+            actor_read = asyncio.ensure_future(self.history.actor_events(actor, since=now - reach, now=now, gaps=gaps))
+        reads: list[asyncio.Future[Any]] = [read for read in (target_read, restrictions_read, actor_read) if read]
+        await asyncio.wait(reads)  # all of them finish (or fail) before any failure is raised
+        for read in reads:
+            read.exception()  # each failure seen, so none is reported as never retrieved
+        history, restrictions = target_read.result(), restrictions_read.result()
+        actor_history: list[ActionEvent] = actor_read.result() if actor_read is not None else []
+        event = prepare(proposal, rules=self.rules, history=history)
         state = GateState.remembered(restrictions, policies=policies, target=target, now=now)
         situation = Situation(proposed=event, now=now, history=history, actor_history=actor_history,
                               resets=_resets(restrictions, now=now))
