@@ -57,14 +57,7 @@ def run_load(args: argparse.Namespace) -> list[Row]:
                                      seconds=args.seconds, root_certs=roots, results=work / "gate.bin")
         rss_after = stack.rss_mib(pid)
         outcomes = count_outcomes(work / "gate.bin")
-        with stack.noop_webhook(tls_dir=gate.data_dir / "tls", log=work / "noop.log") as (noop_url, _):
-            baseline_targets = vegeta.posts(url=f"{noop_url}/validate", bodies=Workload(
-                targets=args.targets, oscillating_share=args.oscillating).bodies())
-            if args.warmup:
-                vegeta.attack(targets=baseline_targets, rate=args.rate, seconds=args.warmup, root_certs=roots,
-                              results=work / "noop-warmup.bin")
-            baseline = vegeta.attack(targets=baseline_targets, rate=args.rate, seconds=args.seconds,
-                                     root_certs=roots, results=work / "noop.bin")
+        baseline = noop_baseline(tls_dir=gate.data_dir / "tls", work=work, args=args, seconds=args.seconds)
     where = f"{args.rate}/s for {args.seconds:g}s"
     decisions = f"{outcomes['allowed']} allowed, {outcomes['denied']} denied"
     errors = _error_note(measured)
@@ -81,6 +74,20 @@ def run_load(args: argparse.Namespace) -> list[Row]:
         Row("load", "no-op p99", baseline.p99, "ms", note=f"errors {baseline.errors}"),
         Row("load", "gate p99 / no-op p99", ratio(measured.p99, baseline.p99), "×", limit=3),
     ]
+
+
+def noop_baseline(*, tls_dir: pathlib.Path, work: pathlib.Path, args: argparse.Namespace,
+                  seconds: float) -> vegeta.AttackReport:
+    """The same workload at the same rate against the no-op webhook on the gate's certificate
+    (its results in ``work / "noop.bin"``): what the stack costs without the gate."""
+    with stack.noop_webhook(tls_dir=tls_dir, log=work / "noop.log") as (noop_url, _):
+        targets = vegeta.posts(url=f"{noop_url}/validate", bodies=Workload(
+            targets=args.targets, oscillating_share=args.oscillating).bodies())
+        if args.warmup:
+            vegeta.attack(targets=targets, rate=args.rate, seconds=args.warmup, root_certs=[tls_dir / "ca.crt"],
+                          results=work / "noop-warmup.bin")
+        return vegeta.attack(targets=targets, rate=args.rate, seconds=seconds, root_certs=[tls_dir / "ca.crt"],
+                             results=work / "noop.bin")
 
 
 def count_outcomes(results: pathlib.Path) -> Counter[str]:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import httpx
 
@@ -27,9 +27,11 @@ LOG_DIR = pathlib.Path(tempfile.gettempdir()) / "sg-bench-logs"  # the gate's lo
 
 
 @contextlib.contextmanager
-def stores(data_dir: pathlib.Path) -> Iterator[tuple[EmbeddedPostgres, EmbeddedRedis]]:
-    """PostgreSQL and Redis under ``data_dir`` (reused if it already holds a database)."""
-    postgres = EmbeddedPostgres(data_dir=data_dir / "postgres")
+def stores(data_dir: pathlib.Path, *,
+           postgres_settings: Mapping[str, str] | None = None) -> Iterator[tuple[EmbeddedPostgres, EmbeddedRedis]]:
+    """PostgreSQL (with these extra settings) and Redis under ``data_dir`` (reused if it already
+    holds a database)."""
+    postgres = EmbeddedPostgres(data_dir=data_dir / "postgres", settings=postgres_settings)
     redis = EmbeddedRedis(data_dir=data_dir / "redis")
     postgres.start(timeout=120)
     try:

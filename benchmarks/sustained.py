@@ -30,10 +30,9 @@ from typing import Any
 import psutil
 
 from benchmarks import stack, timeline, vegeta
-from benchmarks.load import _work_dir, count_outcomes
+from benchmarks.load import _work_dir, count_outcomes, noop_baseline
 from benchmarks.report import Row, ratio
 from benchmarks.workload import Workload
-from webhook.store.embedded import EmbeddedPostgres, EmbeddedRedis
 
 PG_SETTINGS = {"shared_preload_libraries": "pg_stat_statements,auto_explain", "pg_stat_statements.track": "all",
                "track_io_timing": "on", "auto_explain.log_min_duration": os.environ.get("SG_BENCH_EXPLAIN_MS", "50") + "ms", "auto_explain.log_nested_statements": "on"}
@@ -61,7 +60,7 @@ def run_sustained(args: argparse.Namespace) -> list[Row]:
     out: pathlib.Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     extra = ["--workers", str(args.workers)] if args.workers != 1 else []
-    with _work_dir("sg-bench-sustained-") as work, _stores(work) as (postgres, redis), \
+    with _work_dir("sg-bench-sustained-") as work, stack.stores(work, postgres_settings=PG_SETTINGS) as (postgres, redis), \
             stack.gate(name="sustained", work_dir=work, postgres=postgres, redis=redis, extra_args=extra) as gate:
         assert gate.process is not None
         roots = [gate.ca_file]
@@ -84,15 +83,8 @@ def run_sustained(args: argparse.Namespace) -> list[Row]:
         outcomes = count_outcomes(work / "gate.bin")
         _write_statements(postgres.dsn, out / "statements.txt")
         shutil.copyfile(postgres.log_file, out / "postgres.log")  # auto_explain's plans of slow statements
-        with stack.noop_webhook(tls_dir=gate.data_dir / "tls", log=work / "noop.log") as (noop_url, _):
-            noop_targets = vegeta.posts(url=f"{noop_url}/validate", bodies=Workload(
-                targets=args.targets, oscillating_share=args.oscillating).bodies())
-            if args.warmup:
-                vegeta.attack(targets=noop_targets, rate=args.rate, seconds=args.warmup, root_certs=roots,
-                              results=work / "noop-warmup.bin")
-            baseline = vegeta.attack(targets=noop_targets, rate=args.rate, seconds=args.noop_seconds,
-                                     root_certs=roots, results=work / "noop.bin")
-            noop_minutes = timeline.windows(work / "noop.bin")
+        baseline = noop_baseline(tls_dir=gate.data_dir / "tls", work=work, args=args, seconds=args.noop_seconds)
+        noop_minutes = timeline.windows(work / "noop.bin")
     timeline.write_csv(gate_minutes, out / "gate-minutes.csv")
     timeline.write_csv(noop_minutes, out / "noop-minutes.csv")
     rss = [(s["t"] / 60, s["rss_mib"]) for s in sampler.samples if "rss_mib" in s]
@@ -173,7 +165,7 @@ def run_throughput(args: argparse.Namespace) -> list[Row]:
     extra = ["--workers", str(args.workers)] if args.workers != 1 else []
     rows: list[Row] = []
     best = 0
-    with _work_dir("sg-bench-throughput-") as work, _stores(work) as (postgres, redis), \
+    with _work_dir("sg-bench-throughput-") as work, stack.stores(work, postgres_settings=PG_SETTINGS) as (postgres, redis), \
             stack.gate(name="throughput", work_dir=work, postgres=postgres, redis=redis, extra_args=extra) as gate:
         assert gate.process is not None
         url = f"{gate.url}/validate"
@@ -202,21 +194,6 @@ def run_throughput(args: argparse.Namespace) -> list[Row]:
 
 def _codes(report: vegeta.AttackReport) -> str:
     return ", ".join(f"{code}: {n}" for code, n in sorted(report.status_codes.items()))
-
-
-@contextlib.contextmanager
-def _stores(work: pathlib.Path) -> Iterator[tuple[EmbeddedPostgres, EmbeddedRedis]]:
-    postgres = EmbeddedPostgres(data_dir=work / "postgres", settings=PG_SETTINGS)
-    redis = EmbeddedRedis(data_dir=work / "redis")
-    postgres.start(timeout=120)
-    try:
-        redis.start()
-        try:
-            yield postgres, redis
-        finally:
-            redis.stop()
-    finally:
-        postgres.stop()
 
 
 def _sql(dsn: str, query: str) -> list[dict[str, Any]]:

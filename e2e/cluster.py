@@ -1169,3 +1169,15 @@ class ExistingCluster(ControlPlane):
                 self.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}",
                              f"--timeout={int(timeout)}s", check=True, timeout=timeout + 10)
         return [d["metadata"]["name"] for d in docs]
+
+
+def fresh_pod(cluster: Any, namespace: str, app: str, *, other_than: set[str], timeout: float = 30,
+              interval: float = 0.2) -> str:
+    """The name of a live pod of ``app`` not seen before (the ReplicaSet's replacement of the last
+    one). ``cluster``: this harness's ControlPlane or the kind suite's cluster, both with ``kubectl_json``."""
+    def fresh() -> str | None:
+        pods = cluster.kubectl_json("get", "pods", "-l", f"app={app}", namespace=namespace)["items"]
+        names = [p["metadata"]["name"] for p in pods
+                 if not p["metadata"].get("deletionTimestamp") and p["metadata"]["name"] not in other_than]
+        return names[0] if names else None
+    return wait_for(fresh, timeout=timeout, interval=interval, description=f"a new pod of {app}")

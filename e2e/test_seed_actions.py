@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from cluster import GATE_NAMESPACE, ControlPlane, deployment, service_account, wait_for
+from cluster import GATE_NAMESPACE, ControlPlane, deployment, fresh_pod, service_account, wait_for
 
 
 def agent_with_pod_rights(cluster: ControlPlane, namespace: str) -> str:
@@ -25,14 +25,8 @@ def agent_with_pod_rights(cluster: ControlPlane, namespace: str) -> str:
     return agent
 
 
-def a_pod_of(cluster: ControlPlane, namespace: str, app: str, *, other_than: set[str]) -> str:
-    """The name of a live pod of ``app`` not seen before (the ReplicaSet's replacement)."""
-    def fresh():
-        pods = cluster.kubectl_json("get", "pods", "-l", f"app={app}", namespace=namespace)["items"]
-        names = [p["metadata"]["name"] for p in pods
-                 if not p["metadata"].get("deletionTimestamp") and p["metadata"]["name"] not in other_than]
-        return names[0] if names else None
-    return wait_for(fresh, timeout=30, interval=0.2, description=f"a new pod of {app}")
+def a_pod_of(cluster, namespace: str, app: str, *, other_than: set[str]) -> str:
+    return fresh_pod(cluster, namespace, app, other_than=other_than, timeout=30, interval=0.2)
 
 
 def evict(cluster: ControlPlane, namespace: str, pod: str, *, as_user: str):

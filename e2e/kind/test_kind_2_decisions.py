@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 
-from cluster import TEKTON_CRD, remediation_pipelinerun, wait_for
+from cluster import TEKTON_CRD, fresh_pod, remediation_pipelinerun, wait_for
 from kind_helpers import (
     DENIED,
     NAMESPACE,
@@ -147,14 +147,8 @@ def pod_rights(cluster: KindCluster, agent: str, namespace: str) -> None:
     ])
 
 
-def live_pod(cluster: KindCluster, namespace: str, app: str, *, other_than: set[str]) -> str:
-    """A pod of ``app`` not seen before: the ReplicaSet controller's replacement of the last one."""
-    def fresh():
-        pods = cluster.kubectl_json("get", "pods", "-l", f"app={app}", namespace=namespace)["items"]
-        names = [p["metadata"]["name"] for p in pods
-                 if not p["metadata"].get("deletionTimestamp") and p["metadata"]["name"] not in other_than]
-        return names[0] if names else None
-    return wait_for(fresh, timeout=60, interval=0.5, description=f"a new pod of {app}")
+def live_pod(cluster, namespace: str, app: str, *, other_than: set[str]) -> str:
+    return fresh_pod(cluster, namespace, app, other_than=other_than, timeout=60, interval=0.5)
 
 
 def test_an_agents_fourth_pod_restart_of_one_deployment_within_the_hour_is_escalated(

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pathlib
-import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 
@@ -29,7 +26,7 @@ from tests import reviews
 from tests.gateproc import GateProcess
 from tests.polling import wait_until
 from tests.sql import fetch
-from tests.stress.embedded_gate import store_pids
+from tests.stress.embedded_gate import embedded_gate, store_pids
 from webhook.cli.serve import SHUTDOWN_BOUND_SECONDS
 
 WORKERS = ["--workers", "2"]
@@ -190,14 +187,8 @@ def test_cascade_over_both_workers_admits_the_serial_budget_each_recorded_once(t
 def embedded_two_workers() -> Iterator[GateProcess]:
     """A pod as a new user runs it: no DSN/URL, so the parent starts the embedded stores once and
     hands both workers their addresses. Outside pytest's basetemp (see tests/conftest.py)."""
-    scratch = pathlib.Path(tempfile.mkdtemp(prefix="safety-gate-test-workers-"))
-    gate = GateProcess(data_dir=scratch / "gate", extra_args=WORKERS)
-    try:
-        gate.start(timeout=180)
+    with embedded_gate(extra_args=WORKERS) as gate:
         yield gate
-    finally:
-        gate.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def test_a_killed_worker_is_restarted_and_sigterm_stops_the_pod_within_the_bound(embedded_two_workers):

@@ -142,28 +142,12 @@ WITH decision AS (
 SELECT count(*) > 0 FROM decision
 """
 
-# Every other decision in one statement too (issue 15: "a refusal costs no more than an
-# admission"): the plain CTE, plus the restriction it starts, the detection it upserts, the
-# refusal it counts on an existing detection and the approval it uses. Each part is written only
-# when its key parameter is not NULL, and only FROM decision, so a replay still changes nothing.
-# Two parts may not touch one detection row in one statement (PostgreSQL would apply only one):
-# ``PostgresStore._one_statement`` sends such rare bundles through a transaction instead.
-_WRITE_DECISION = _WRITE_PLAIN.replace("SELECT count(*) > 0 FROM decision", "").rstrip() + """,
-restriction AS (
-    INSERT INTO restrictions (cluster_id, scope, pattern, strategy, applies, started_at, until, alert,
-                              evidence, target_key, evidence_uids)
-    SELECT $1, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41 FROM decision WHERE $32::text IS NOT NULL
-    RETURNING id
-), detection AS (
-    INSERT INTO oscillation_detections (
-        cluster_id, alert_namespace, alert_name, pattern_type, namespace, kind, name, actor, severity,
-        confidence, strategy, enforcement_action, phase, message, summary, alternative, evidence,
-        occurrences, denied_requests, first_seen, last_seen, cooldown_until, approval_used_by,
-        approval_used_at, warned_requests)
-    SELECT $1, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51, $52, $53, $54, $55, $56, $57, $58, $59, $3, $3,
-           $60, $61, CASE WHEN $61::text IS NULL THEN NULL ELSE $3::timestamptz END, $62
-    FROM decision WHERE $42::text IS NOT NULL
-    ON CONFLICT (cluster_id, alert_namespace, alert_name) DO UPDATE SET
+# How a detection row takes a new occurrence or refusal: counts add up, the latest finding's words
+# replace the old ones, a cooldown or an approval's use is kept until a newer one comes.
+_DETECTION_COLUMNS = """cluster_id, alert_namespace, alert_name, pattern_type, namespace, kind, name, actor, severity,
+    confidence, strategy, enforcement_action, phase, message, summary, alternative, evidence, occurrences,
+    denied_requests, first_seen, last_seen, cooldown_until, approval_used_by, approval_used_at, warned_requests"""
+_DETECTION_ON_CONFLICT = """ON CONFLICT (cluster_id, alert_namespace, alert_name) DO UPDATE SET
         severity = EXCLUDED.severity, confidence = EXCLUDED.confidence, strategy = EXCLUDED.strategy,
         enforcement_action = EXCLUDED.enforcement_action, phase = EXCLUDED.phase,
         message = EXCLUDED.message, summary = EXCLUDED.summary, alternative = EXCLUDED.alternative,
@@ -174,7 +158,26 @@ restriction AS (
         last_seen = EXCLUDED.last_seen,
         cooldown_until = COALESCE(EXCLUDED.cooldown_until, oscillation_detections.cooldown_until),
         approval_used_by = COALESCE(EXCLUDED.approval_used_by, oscillation_detections.approval_used_by),
-        approval_used_at = COALESCE(EXCLUDED.approval_used_at, oscillation_detections.approval_used_at)
+        approval_used_at = COALESCE(EXCLUDED.approval_used_at, oscillation_detections.approval_used_at)"""
+
+# Every other decision in one statement too (issue 15: "a refusal costs no more than an
+# admission"): the plain CTE, plus the restriction it starts, the detection it upserts, the
+# refusal it counts on an existing detection and the approval it uses. Each part is written only
+# when its key parameter is not NULL, and only FROM decision, so a replay still changes nothing.
+# Two parts may not touch one detection row in one statement (PostgreSQL would apply only one):
+# ``PostgresStore._one_statement`` sends such rare bundles through a transaction instead.
+_WRITE_DECISION = _WRITE_PLAIN.replace("SELECT count(*) > 0 FROM decision", "").rstrip() + f""",
+restriction AS (
+    INSERT INTO restrictions (cluster_id, scope, pattern, strategy, applies, started_at, until, alert,
+                              evidence, target_key, evidence_uids)
+    SELECT $1, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41 FROM decision WHERE $32::text IS NOT NULL
+    RETURNING id
+), detection AS (
+    INSERT INTO oscillation_detections ({_DETECTION_COLUMNS})
+    SELECT $1, $42, $43, $44, $45, $46, $47, $48, $49, $50, $51, $52, $53, $54, $55, $56, $57, $58, $59, $3, $3,
+           $60, $61, CASE WHEN $61::text IS NULL THEN NULL ELSE $3::timestamptz END, $62
+    FROM decision WHERE $42::text IS NOT NULL
+    {_DETECTION_ON_CONFLICT}
     RETURNING id
 ), refusal AS (
     UPDATE oscillation_detections SET
@@ -569,27 +572,12 @@ class PostgresStore:
         evidence = [event.evidence() for event in update.evidence]
         target = update.target
         await connection.execute(
-            """
-            INSERT INTO oscillation_detections (
-                cluster_id, alert_namespace, alert_name, pattern_type, namespace, kind, name, actor, severity,
-                confidence, strategy, enforcement_action, phase, message, summary, alternative, evidence,
-                occurrences, denied_requests, first_seen, last_seen, cooldown_until, approval_used_by,
-                approval_used_at, warned_requests)
+            f"""
+            INSERT INTO oscillation_detections ({_DETECTION_COLUMNS})
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
                     $18, $19, $20, $20, $21, $22, CASE WHEN $22::text IS NULL THEN NULL ELSE $20::timestamptz END,
                     $23)
-            ON CONFLICT (cluster_id, alert_namespace, alert_name) DO UPDATE SET
-                severity = EXCLUDED.severity, confidence = EXCLUDED.confidence, strategy = EXCLUDED.strategy,
-                enforcement_action = EXCLUDED.enforcement_action, phase = EXCLUDED.phase,
-                message = EXCLUDED.message, summary = EXCLUDED.summary, alternative = EXCLUDED.alternative,
-                actor = EXCLUDED.actor, evidence = EXCLUDED.evidence,
-                occurrences = oscillation_detections.occurrences + EXCLUDED.occurrences,
-                denied_requests = oscillation_detections.denied_requests + EXCLUDED.denied_requests,
-                warned_requests = oscillation_detections.warned_requests + EXCLUDED.warned_requests,
-                last_seen = EXCLUDED.last_seen,
-                cooldown_until = COALESCE(EXCLUDED.cooldown_until, oscillation_detections.cooldown_until),
-                approval_used_by = COALESCE(EXCLUDED.approval_used_by, oscillation_detections.approval_used_by),
-                approval_used_at = COALESCE(EXCLUDED.approval_used_at, oscillation_detections.approval_used_at)
+            {_DETECTION_ON_CONFLICT}
             """,
             self.cluster_id, update.namespace, update.name, update.pattern.value,
             target.namespace if target else None, target.kind if target else None, target.name if target else None,
