@@ -25,6 +25,7 @@ from benchmarks import seed, stack, vegeta
 from benchmarks.report import Row
 from benchmarks.workload import deployment
 from tests import reviews
+from tests.gateproc import GateProcess
 from webhook.actions.model import ActionEvent, ActorClass
 from webhook.retention.runner import RetentionRunner
 from webhook.store.effects import Effects
@@ -47,8 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ingest-actions", type=int, default=20_000)
 
 
+def seed_dir(args: argparse.Namespace) -> pathlib.Path:
+    """Where the seeded database of these ``--seed-*`` options is kept (shared with ``retention-load``)."""
+    return CACHE_DIR / f"{args.seed_actions}-{args.seed_targets}-{args.seed_days}d"
+
+
 def run_history(args: argparse.Namespace) -> list[Row]:
-    data_dir = CACHE_DIR / f"{args.seed_actions}-{args.seed_targets}-{args.seed_days}d"
+    data_dir = seed_dir(args)
     if not args.reuse_seed:
         shutil.rmtree(data_dir, ignore_errors=True)
     rows: list[Row] = []
@@ -71,7 +77,7 @@ def run_history(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
-def _cold_decisions(args: argparse.Namespace, *, gate: object, redis_url: str, plan: seed.Plan,
+def _cold_decisions(args: argparse.Namespace, *, gate: GateProcess, redis_url: str, plan: seed.Plan,
                     work: pathlib.Path) -> list[Row]:
     redis.Redis.from_url(redis_url).flushall()  # nothing cached: every history comes from PostgreSQL
     count = int(args.cold_rate * args.history_seconds) + args.cold_rate
@@ -94,7 +100,7 @@ def _first_touches(picks: list[int], plan: seed.Plan) -> Iterator[bytes]:
     raise RuntimeError("ran out of distinct cold targets: lower --cold-rate or --history-seconds")
 
 
-def _history_api(args: argparse.Namespace, *, gate: object, plan: seed.Plan, work: pathlib.Path) -> list[Row]:
+def _history_api(args: argparse.Namespace, *, gate: GateProcess, plan: seed.Plan, work: pathlib.Path) -> list[Row]:
     headers = {"Authorization": f"Bearer {stack.API_TOKEN}"}
     rng = random.Random(5)
 
@@ -140,7 +146,7 @@ async def _ingest(dsn: str, *, redis_url: str, count: int, plan: seed.Plan, spoo
         for bundle in replayed:
             await outbox.push(bundle)
         started = time.perf_counter()
-        landed = await outbox.drain(store.write_effects)
+        landed = await outbox.drain(store.write_effects, bury=_unreadable)
         drained = landed / (time.perf_counter() - started)
         await client.aclose()
     finally:
@@ -149,6 +155,11 @@ async def _ingest(dsn: str, *, redis_url: str, count: int, plan: seed.Plan, spoo
                 higher_is_better=True, note=f"{count:,} write_effects, 8 concurrent, one transaction each"),
             Row("history", "bulk ingest, outbox drain", drained, "actions/s",
                 note=f"{landed:,} replayed one after another by Outbox.drain")]
+
+
+async def _unreadable(raw: str, reason: str) -> None:
+    """The benchmark wrote every entry itself: one it cannot read back is a bug, not a dead letter."""
+    raise RuntimeError(f"outbox entry unreadable ({reason}): {raw[:200]}")
 
 
 def _effects(plan: seed.Plan, n: int) -> Effects:

@@ -88,6 +88,45 @@ async def ensure_seeded(dsn: str, *, plan: Plan, marker: pathlib.Path) -> Seeded
     return Seeded(actions=plan.actions, targets=plan.targets, seconds=seconds)
 
 
+async def add_expired(dsn: str, *, plan: Plan, count: int, max_age: datetime.timedelta,
+                      span: datetime.timedelta = datetime.timedelta(days=28)) -> int:
+    """Add ``count`` actions over the seeded targets, dated over ``span`` just past ``max_age``.
+
+    The seed spans ``plan.days`` up to the moment it was made, so a fresh seed holds (next to)
+    nothing a retention run may remove, and a run removes what it finds: a benchmark of a run
+    with work must bring the work each time. These rows are that work, in the same shape as the
+    seed's; ``action_histories.total_actions`` is left alone (retention does not read it).
+    Returns the number of rows added.
+    """
+    now = datetime.datetime.now(datetime.timezone.utc)
+    end = now - max_age - datetime.timedelta(hours=1)
+    start = end - span
+    connection = await asyncpg.connect(dsn)
+    try:
+        month = start
+        while month <= end + datetime.timedelta(days=31):
+            await connection.execute("SELECT sg_ensure_partition($1)", month)
+            month += datetime.timedelta(days=28)
+        first_id = await connection.fetchval("SELECT coalesce(max(id), 0) FROM resource_action_traces")
+    finally:
+        await connection.close()
+    expired = Plan(actions=count, targets=plan.targets, days=span.days)
+    batch = 500_000
+    queue = asyncio.Queue[tuple[int, int]]()
+    for low in range(0, count, batch):
+        queue.put_nowait((low, min(low + batch, count)))
+    await asyncio.gather(*(_insert_worker(dsn, queue, plan=expired, start=start, now=end, first_id=first_id)
+                           for _ in range(2)))
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            "SELECT setval(pg_get_serial_sequence('resource_action_traces', 'id'), $1)", first_id + count)
+        await connection.execute("ANALYZE resource_action_traces")
+    finally:
+        await connection.close()
+    return count
+
+
 async def _targets(connection: asyncpg.Connection, *, plan: Plan, now: datetime.datetime) -> None:
     await connection.execute(
         """
@@ -104,26 +143,26 @@ async def _targets(connection: asyncpg.Connection, *, plan: Plan, now: datetime.
 
 
 async def _insert_worker(dsn: str, queue: asyncio.Queue[tuple[int, int]], *, plan: Plan,
-                         start: datetime.datetime, now: datetime.datetime) -> None:
+                         start: datetime.datetime, now: datetime.datetime, first_id: int = 0) -> None:
     connection = await asyncpg.connect(dsn)
     try:
         await connection.execute("SET synchronous_commit = off")
         while not queue.empty():
             low, high = queue.get_nowait()
             await connection.execute(_ACTIONS, CLUSTER_ID, low, high, plan.actions, plan.targets, NAMESPACES,
-                                     start, now)
+                                     start, now, first_id)
     finally:
         await connection.close()
 
 
-# Action n goes to target n % targets at a time spread evenly over [start, now): each target gets
+# Action n (id n + 1 + $9) goes to target n % targets at a time spread evenly over [start, now): each target gets
 # one action every days*24h/(actions/targets), staggered across targets. One target in ten
 # oscillates (scale up, down, up); the others scale up, change memory or restart.
 _ACTIONS = """
 INSERT INTO resource_action_traces (
     id, cluster_id, action_history_id, request_uid, action_timestamp, action_type, actor, actor_class,
     namespace, kind, name, object_kind, alert_name, replicas_before, replicas_after, event)
-SELECT n + 1, $1, t + 1, uid, at, action_type, actor, 'automation', ns, 'Deployment', name, obj, alert,
+SELECT n + 1 + $9, $1, t + 1, uid, at, action_type, actor, 'automation', ns, 'Deployment', name, obj, alert,
        r_before, r_after,
        jsonb_build_object(
            'uid', uid, 'at', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
@@ -138,7 +177,7 @@ SELECT n + 1, $1, t + 1, uid, at, action_type, actor, 'automation', ns, 'Deploym
            'image_changes', '[]'::jsonb, 'alert_name', alert, 'correlation_id', NULL, 'model_used', NULL,
            'confidence', NULL, 'effectiveness', NULL, 'bypass', NULL, 'object_kind', obj, 'action_id', NULL)
 FROM (
-    SELECT n, t, k, 'seed-' || n AS uid,
+    SELECT n, t, k, 'seed-' || (n + $9) AS uid,
            $7::timestamptz + (($8::timestamptz - $7::timestamptz) * ((k * $5 + t)::float8 / $4)) AS at,
            'ns-' || lpad((t % $6)::text, 3, '0') AS ns, 'svc-' || lpad(t::text, 6, '0') AS name,
            'system:serviceaccount:ns-' || lpad((t % $6)::text, 3, '0') || ':agent-' || lpad(t::text, 6, '0') AS actor,

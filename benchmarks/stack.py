@@ -46,14 +46,14 @@ def stores(data_dir: pathlib.Path, *,
 
 @contextlib.contextmanager
 def gate(*, name: str, work_dir: pathlib.Path, postgres: EmbeddedPostgres, redis: EmbeddedRedis,
-         extra_args: Sequence[str] = ()) -> Iterator[GateProcess]:
+         extra_args: Sequence[str] = (), env: dict[str, str] | None = None) -> Iterator[GateProcess]:
     """``safety-gate serve`` on these stores, with a bearer token for the history API; its log is
-    kept as ``LOG_DIR/<name>.log``."""
+    kept as ``LOG_DIR/<name>.log``. ``env``: settings that have no flag (``SAFETY_GATE_*``)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     tokens = work_dir / "api-tokens"
     tokens.write_text(f"{API_TOKEN},benchmark\n")
     process = GateProcess(data_dir=work_dir / "gate", postgres_dsn=postgres.dsn, redis_url=redis.url,
-                          extra_args=["--api-token-file", str(tokens), *extra_args])
+                          extra_args=["--api-token-file", str(tokens), *extra_args], env=env)
     try:
         with process:
             yield process

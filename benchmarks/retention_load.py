@@ -1,0 +1,321 @@
+"""Part ``retention-load``: decisions while a retention run (and an effectiveness refresh) works
+through the seeded history (issue 15: "background work never stalls decisions").
+
+Uses the ``history`` part's seeded database (same ``--seed-*`` options, ``--reuse-seed``). A fresh
+seed holds nothing past its max age, and each run removes what it finds, so before the gate starts
+the part adds ``--expired-share`` of the seed's actions dated just past the default max age
+(:func:`benchmarks.seed.add_expired`): every seeded target then has work, and the month partition
+lying wholly before the cutoff is dropped.
+
+The gate runs with its own retention and effectiveness jobs off, so nothing runs at a time of its
+choosing. One open-loop attack runs throughout: ``--quiet-seconds`` of baseline, one retention run
+as the gate's job runs it (``RetentionRunner`` on a batch pool), ``--quiet-seconds`` after, then one
+``EffectivenessService.refresh`` and ``--quiet-seconds`` more. The jobs run in a child process of
+their own: in the driver they would share its interpreter with the thread that feeds vegeta, and a
+busy run would lower the offered rate instead of showing up as latency.
+
+The attack is cut into 1-second windows; each phase reports its worst second (p99 and max). Every
+window is written to ``--retention-out``/``seconds.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import json
+import math
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from benchmarks import history, seed, stack, timeline, vegeta
+from benchmarks.report import Row
+from benchmarks.workload import Workload
+
+PART = "retention-load"
+# The gate's own jobs off: the harness decides when background work runs.
+JOBS_OFF = {"SAFETY_GATE_RETENTION_INTERVAL": "0", "SAFETY_GATE_EFFECTIVENESS_INTERVAL": "0"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("retention-load (uses the history part's --seed-* and --reuse-seed)")
+    group.add_argument("--retention-rate", type=int, default=200, help="decisions per second during the runs")
+    group.add_argument("--quiet-seconds", type=float, default=20, help="load before and after each run")
+    group.add_argument("--expired-share", type=float, default=0.1,
+                       help="actions added past the max age before the run, as a share of --seed-actions")
+    group.add_argument("--no-effectiveness", dest="effectiveness", action="store_false",
+                       help="skip the effectiveness refresh after the retention run")
+    group.add_argument("--retention-out", type=pathlib.Path, default=pathlib.Path("/tmp/sg-bench-retention-load"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    name: str
+    start: float  # unix seconds
+    end: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Second:
+    at: int  # unix second
+    latencies: list[float]  # sorted, ms
+    errors: int
+
+
+def run_retention_load(args: argparse.Namespace) -> list[Row]:
+    data_dir = history.seed_dir(args)
+    if not args.reuse_seed:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    out: pathlib.Path = args.retention_out
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[Row] = []
+    with stack.stores(data_dir) as (postgres, redis_server):
+        plan = seed.Plan(actions=args.seed_actions, targets=args.seed_targets, days=args.seed_days)
+        seeded = asyncio.run(seed.ensure_seeded(postgres.dsn, plan=plan, marker=data_dir / "seeded.json"))
+        expired = int(args.seed_actions * args.expired_share)
+        began = time.perf_counter()
+        if expired:
+            asyncio.run(seed.add_expired(postgres.dsn, plan=plan, count=expired,
+                                         max_age=datetime.timedelta(days=90)))
+        rows.append(Row(PART, "actions stored", seeded.actions + expired, "",
+                        note=f"{seeded.actions:,} seeded + {expired:,} past max age "
+                             f"(added in {time.perf_counter() - began:.0f} s); {plan.targets:,} targets"))
+        work = data_dir / "retention-load"
+        shutil.rmtree(work, ignore_errors=True)
+        with stack.gate(name=PART, work_dir=work, postgres=postgres, redis=redis_server, env=JOBS_OFF) as gate:
+            url = f"{gate.url}/validate"
+            bodies = Workload(targets=args.targets, oscillating_share=args.oscillating).bodies()
+            if args.warmup:
+                vegeta.attack(targets=vegeta.posts(url=url, bodies=bodies), rate=args.retention_rate,
+                              seconds=args.warmup, root_certs=[gate.ca_file], results=work / "warmup.bin")
+            results = work / "attack.bin"
+            jobs: dict[str, dict[str, Any]] = {}
+            phases: list[Phase] = []
+            with _attack(url=url, bodies=bodies, rate=args.retention_rate, root_certs=[gate.ca_file],
+                         results=results):
+                started = time.time()
+                time.sleep(args.quiet_seconds)
+                phases.append(Phase("before", started, time.time()))
+                for job in ("retention", "effectiveness") if args.effectiveness else ("retention",):
+                    jobs[job] = _run_job(job, dsn=postgres.dsn)
+                    phases.append(Phase(job, jobs[job]["started_at"], jobs[job]["ended_at"]))
+                    time.sleep(args.quiet_seconds)
+                    phases.append(Phase(f"after {job}", phases[-1].end, time.time()))
+        shutil.copyfile(results, out / "attack.bin")
+    seconds = _seconds(results)
+    _write_csv(seconds, phases, out / "seconds.csv")
+    rows += _job_rows(jobs)
+    busy = jobs.get("retention", {}).get("busy", {})
+    rows += [row for phase in phases
+             for row in _phase_rows(phase, seconds, busy=busy if phase.name == "retention" else {})]
+    return rows
+
+
+@contextlib.contextmanager
+def _attack(*, url: str, bodies: Iterator[bytes], rate: int, root_certs: Sequence[pathlib.Path],
+            results: pathlib.Path) -> Iterator[None]:
+    """An open-loop attack with no set length: it runs until the block ends (SIGINT, on which
+    vegeta stops sending and writes out every result)."""
+    command = [str(vegeta.ensure_vegeta()), "attack", "-lazy", "-format=json", f"-rate={rate}/1s", "-duration=0",
+               "-timeout=10s", "-http2=false", "-keepalive=true", "-workers=20",
+               f"-root-certs={','.join(str(p) for p in root_certs)}", f"-output={results}"]
+    errors = results.with_suffix(".stderr")
+    with open(errors, "wb") as stderr:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=stderr)
+    assert process.stdin is not None
+    feeder = threading.Thread(target=_feed, args=(process.stdin, vegeta.posts(url=url, bodies=bodies)), daemon=True)
+    feeder.start()
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        feeder.join(timeout=5)
+    if process.returncode not in (0, -signal.SIGINT):
+        raise RuntimeError(f"vegeta attack failed ({process.returncode}): {errors.read_text()[-2000:]}")
+
+
+def _feed(stdin: Any, targets: Iterator[bytes]) -> None:
+    try:
+        for line in targets:
+            stdin.write(line)
+    except (BrokenPipeError, ValueError, OSError):
+        pass  # vegeta stopped and closed its end
+
+
+def _run_job(job: str, *, dsn: str) -> dict[str, Any]:
+    """One background job in a child process (see the module docstring); its summary as JSON,
+    with the wall-clock times of the job itself (not of the child's start)."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.retention_load", job, dsn], check=True,
+                          capture_output=True, text=True)
+    summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return summary
+
+
+async def _retention(dsn: str) -> dict[str, Any]:
+    """As ``webhook.server.jobs`` runs it: the batch pool (no statement timeout, 4 connections)."""
+    from webhook.retention.runner import RetentionRunner
+    from webhook.store.postgres import create_pool
+
+    pool = await create_pool(dsn, min_size=0, max_size=4, command_timeout=None)
+    try:
+        runner = RetentionRunner(pool, cluster_id=seed.CLUSTER_ID)
+        busy, calls = _trace_steps(runner.repository)
+        started_at, started = time.time(), time.perf_counter()
+        report = await runner.run()
+        took, ended_at = time.perf_counter() - started, time.time()
+    finally:
+        await pool.close()
+    return {"started_at": started_at, "ended_at": ended_at, "seconds": took, "busy": busy, "calls": calls, "result": report.result, "actions_removed": report.actions_removed,
+            "targets_examined": report.targets_examined, "partitions_dropped": report.partitions_dropped,
+            "partitions_kept_busy": report.partitions_kept_busy, "error": report.error}
+
+
+STEPS = ("mark_pattern_examples", "targets_over_limits", "traces", "delete_traces", "expire_untargeted",
+         "ensure_partition", "partitions", "drop_partition")
+
+
+def _trace_steps(repository: Any) -> tuple[dict[str, dict[int, float]], dict[str, int]]:
+    """Wrap the run's statements (the ``RetentionRepository`` methods) to record, per step and
+    per unix second, how long the step was waiting on PostgreSQL: so the worst second of the run
+    can be put down to a step. What no step covers is the runner's own Python (the planning)."""
+    busy: dict[str, dict[int, float]] = {name: {} for name in STEPS}
+    calls = dict.fromkeys(STEPS, 0)
+
+    def traced(name: str, method: Any) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            began = time.time()
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                _spread(busy[name], began, time.time())
+
+        return call
+
+    for name in STEPS:
+        setattr(repository, name, traced(name, getattr(repository, name)))
+    return busy, calls
+
+
+def _spread(seconds: dict[int, float], start: float, end: float) -> None:
+    second = int(start)
+    while second < end:
+        seconds[second] = seconds.get(second, 0.0) + min(end, second + 1) - max(start, second)
+        second += 1
+
+
+async def _effectiveness(dsn: str) -> dict[str, Any]:
+    """``EffectivenessService.refresh`` on the batch pool, as the gate's effectiveness job calls it."""
+    from webhook.effectiveness.service import EffectivenessService
+    from webhook.store.history import HistoryStore
+    from webhook.store.postgres import PostgresStore, create_pool
+
+    pool = await create_pool(dsn, min_size=0, max_size=4, command_timeout=None)
+    try:
+        service = EffectivenessService(history=HistoryStore(postgres=PostgresStore(pool, cluster_id=seed.CLUSTER_ID),
+                                                            cache=None), pool=pool)
+        started_at, started = time.time(), time.perf_counter()
+        aggregates = await service.refresh(now=datetime.datetime.now(datetime.timezone.utc))
+        took, ended_at = time.perf_counter() - started, time.time()
+    finally:
+        await pool.close()
+    return {"started_at": started_at, "ended_at": ended_at, "seconds": took, "aggregates": len(aggregates), "result": "success", "error": None}
+
+
+def _seconds(results: pathlib.Path) -> list[Second]:
+    latencies: dict[int, list[float]] = {}
+    errors: dict[int, int] = {}
+    for at, latency, code in timeline.results(results):
+        second = int(at)
+        latencies.setdefault(second, []).append(latency)
+        if not 200 <= code < 300:
+            errors[second] = errors.get(second, 0) + 1
+    return [Second(at=second, latencies=sorted(values), errors=errors.get(second, 0))
+            for second, values in sorted(latencies.items())]
+
+
+def _in_phase(second: Second, phase: Phase) -> bool:
+    """A second belongs to a job's phase if it overlaps the job at all (a short run still gets
+    its second); a quiet phase keeps only the seconds wholly inside it."""
+    if phase.name in ("retention", "effectiveness"):
+        return second.at + 1 > phase.start and second.at < phase.end
+    return second.at >= math.ceil(phase.start) and second.at + 1 <= phase.end
+
+
+def _phase_rows(phase: Phase, seconds: Sequence[Second], *, busy: dict[str, dict[str, float]]) -> list[Row]:
+    inside = [s for s in seconds if _in_phase(s, phase)]
+    if not inside:
+        return [Row(PART, f"{phase.name}: decisions", math.nan, "", note="no whole second in this phase")]
+    worst_p99 = max(inside, key=lambda s: timeline.percentile(s.latencies, 0.99))
+    worst_max = max(inside, key=lambda s: s.latencies[-1])
+    every = sorted(latency for s in inside for latency in s.latencies)
+    requests = len(every)
+    errors = sum(s.errors for s in inside)
+    where = f"{len(inside)} s, {requests / len(inside):.0f} req/s"
+    return [
+        Row(PART, f"{phase.name}: worst second p99", timeline.percentile(worst_p99.latencies, 0.99), "ms",
+            note=f"second {worst_p99.at - math.floor(phase.start)} of the phase; {where}{_steps_in(busy, worst_p99)}"),
+        Row(PART, f"{phase.name}: worst second max", worst_max.latencies[-1], "ms",
+            note=f"second {worst_max.at - math.floor(phase.start)} of the phase{_steps_in(busy, worst_max)}"),
+        Row(PART, f"{phase.name}: p99 over the phase", timeline.percentile(every, 0.99), "ms",
+            note=f"p50 {timeline.percentile(every, 0.5):.2f} ms"),
+        Row(PART, f"{phase.name}: errors", errors, "", limit=0, note=f"of {requests:,} decisions"),
+    ]
+
+
+def _steps_in(busy: dict[str, dict[str, float]], second: Second) -> str:
+    """The retention steps that were waiting on PostgreSQL during ``second`` (JSON keys: strings)."""
+    inside = sorted(((seconds.get(str(second.at), 0.0), name) for name, seconds in busy.items()), reverse=True)
+    named = [f"{name} {share:.2f} s" for share, name in inside if share >= 0.01]
+    return f"; run in: {', '.join(named) or 'its own Python'}" if busy else ""
+
+
+def _job_rows(jobs: dict[str, dict[str, Any]]) -> list[Row]:
+    rows = []
+    retention = jobs.get("retention")
+    if retention is not None:
+        rows += [Row(PART, "retention run", retention["seconds"], "s",
+                     note=f"{retention['result']}; {retention['targets_examined']:,} targets examined; "
+                          f"{retention['error'] or ''}"[:160]),
+                 Row(PART, "actions removed", retention["actions_removed"], "",
+                     note=f"partitions dropped: {', '.join(retention['partitions_dropped']) or 'none'}; kept busy: "
+                          f"{', '.join(retention['partitions_kept_busy']) or 'none'}")]
+        rows += [Row(PART, f"retention step: {name}", sum(retention["busy"][name].values()), "s",
+                     note=f"{calls:,} call(s), waiting on PostgreSQL")
+                 for name, calls in retention["calls"].items() if calls]
+    effectiveness = jobs.get("effectiveness")
+    if effectiveness is not None:
+        rows.append(Row(PART, "effectiveness refresh", effectiveness["seconds"], "s",
+                        note=f"{effectiveness['aggregates']} aggregates stored"))
+    return rows
+
+
+def _write_csv(seconds: Sequence[Second], phases: Sequence[Phase], path: pathlib.Path) -> None:
+    lines = ["unix_second,phase,requests,errors,p50_ms,p99_ms,max_ms"]
+    for second in seconds:
+        phase = next((p.name for p in phases if _in_phase(second, p)), "")
+        lines.append(f"{second.at},{phase},{len(second.latencies)},{second.errors},"
+                     f"{timeline.percentile(second.latencies, 0.5):.3f},"
+                     f"{timeline.percentile(second.latencies, 0.99):.3f},{second.latencies[-1]:.3f}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    # ``python -m benchmarks.retention_load retention|effectiveness DSN``: one job, its summary on stdout.
+    name, target_dsn = sys.argv[1], sys.argv[2]
+    summary = asyncio.run({"retention": _retention, "effectiveness": _effectiveness}[name](target_dsn))
+    print(json.dumps(summary, default=str))
