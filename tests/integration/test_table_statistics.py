@@ -53,7 +53,7 @@ async def _plan(pool: asyncpg.Pool) -> str:
 
 
 async def test_young_tables_are_analyzed_until_they_stop_doubling(migrated_pool: asyncpg.Pool) -> None:
-    keeper = StatisticsKeeper(migrated_pool, tables=("resource_action_traces",), min_changes=500)
+    keeper = StatisticsKeeper(migrated_pool, tables=("resource_action_traces",), min_rows=500)
     await _insert_traces(migrated_pool, 5000)
 
     analyzed = await keeper.refresh()
@@ -63,6 +63,13 @@ async def test_young_tables_are_analyzed_until_they_stop_doubling(migrated_pool:
     assert any("name = 'app-1'" in line for line in conditions)
 
     assert await keeper.refresh() == []  # nothing changed since: no second ANALYZE
+
+    async with migrated_pool.acquire() as connection:  # every row updated twice: changes, not growth
+        for _ in range(2):
+            await connection.execute("UPDATE resource_action_traces SET bypass_reason = 'touched'")
+        await connection.execute("SELECT pg_stat_force_next_flush()")
+        await connection.execute("SELECT 1")
+    assert await keeper.refresh() == []
 
     await _insert_traces(migrated_pool, 1000, offset=5000)  # grew by a fifth: autovacuum's business
     assert await keeper.refresh() == []
