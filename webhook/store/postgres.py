@@ -228,9 +228,14 @@ def _restriction_row(restriction: Restriction, *, basis: Sequence[str]) -> list[
 
 def _detection_params(effects: Effects) -> list[Any]:
     """$42–$62: the detection a decision upserts (all NULL: none)."""
-    update = effects.alert
-    if update is None:
+    if effects.alert is None:
         return [None] * 21
+    return _detection_row(effects.alert, warned=effects.outcome == Outcome.WARN.value)
+
+
+def _detection_row(update: AlertUpdate, *, warned: bool) -> list[Any]:
+    """A detection's values in ``_DETECTION_COLUMNS`` order, less the cluster id and the times
+    (first_seen, last_seen, approval_used_at), which each statement fills from its decision time."""
     target = update.target
     return [
         update.namespace, update.name, update.pattern.value,
@@ -239,7 +244,7 @@ def _detection_params(effects: Effects) -> list[Any]:
         update.phase, update.message, update.summary, update.alternative,
         [event.evidence() for event in update.evidence],
         1 if update.new_occurrence else 0, 1 if update.denied else 0, update.cooldown_until, update.approval_used_by,
-        1 if effects.outcome == Outcome.WARN.value else 0,
+        1 if warned else 0,
     ]
 
 
@@ -569,22 +574,15 @@ class PostgresStore:
 
     async def _upsert_detection(self, connection: asyncpg.Connection, update: AlertUpdate, *,
                                 now: datetime.datetime, warned: bool = False) -> None:
-        evidence = [event.evidence() for event in update.evidence]
-        target = update.target
         await connection.execute(
             f"""
             INSERT INTO oscillation_detections ({_DETECTION_COLUMNS})
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                    $18, $19, $20, $20, $21, $22, CASE WHEN $22::text IS NULL THEN NULL ELSE $20::timestamptz END,
-                    $23)
+                    $18, $19, $23, $23, $20, $21, CASE WHEN $21::text IS NULL THEN NULL ELSE $23::timestamptz END,
+                    $22)
             {_DETECTION_ON_CONFLICT}
             """,
-            self.cluster_id, update.namespace, update.name, update.pattern.value,
-            target.namespace if target else None, target.kind if target else None, target.name if target else None,
-            update.actor, update.severity.value, update.confidence, update.strategy.value, update.enforcement.value,
-            update.phase, update.message, update.summary, update.alternative, evidence,
-            1 if update.new_occurrence else 0, 1 if update.denied else 0, now, update.cooldown_until,
-            update.approval_used_by, 1 if warned else 0,
+            self.cluster_id, *_detection_row(update, warned=warned), now,
         )
 
     async def _count_refusal(self, connection: asyncpg.Connection, alert: str, *, now: datetime.datetime,
