@@ -654,8 +654,6 @@ class PostgresStore:
     # --- decisions ----------------------------------------------------------------------------
 
     async def _insert_decision(self, connection: asyncpg.Connection, effects: Effects) -> bool:
-        event = effects.event
-        target = event.target
         inserted = await connection.fetchval(
             """
             INSERT INTO admission_decisions (cluster_id, request_uid, decided_at, namespace, kind, name, action_type,
@@ -664,10 +662,7 @@ class PostgresStore:
             ON CONFLICT (cluster_id, request_uid) DO NOTHING
             RETURNING id
             """,
-            self.cluster_id, effects.uid, effects.decided_at, target.namespace if target else None,
-            target.kind if target else None, target.name if target else None, event.action_type, event.actor,
-            event.actor_class.value, effects.outcome, effects.allowed, effects.code, effects.pattern,
-            effects.strategy, effects.message, list(effects.warnings), effects.degraded, effects.latency_ms,
+            *self._decision_params(effects)[:18],  # the decision's own columns, as the one-statement write
         )
         return inserted is not None
 
