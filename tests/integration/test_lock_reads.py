@@ -171,3 +171,30 @@ async def test_a_decision_sends_redis_its_two_batches_and_nothing_else(history: 
     assert await lock_keys(cache) == set()
     events = await history.target_events(TARGET, since=now - HOUR, now=now)
     assert [event.uid for event in events] == [effects.uid]
+
+
+async def test_a_connection_redis_closed_while_idle_costs_no_decision(history: HistoryStore,
+                                                                      fresh_redis_url: str) -> None:
+    """``batch`` keeps idle connections out of the pool; one Redis dropped (a restart, its idle
+    timeout) is replaced at once, not taken for an outage."""
+    cache = cache_of(history)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    await history.target_events(TARGET, since=now - HOUR, now=now)  # warm; leaves a kept connection
+    killer = aioredis.Redis.from_url(fresh_redis_url)
+    try:
+        assert await killer.client_kill_filter(_type="normal", skipme=True) >= 1
+    finally:
+        await killer.aclose()
+    reads = DecisionReads(target=TARGET, target_since=now - HOUR)
+    async with history.serialized([f"target:{TARGET.key}"], required=True, reads=reads) as locking:
+        assert locking is Locking.HELD
+        assert await history.target_events(TARGET, since=now - HOUR, now=now) == []
+        effects = admitted()
+        await history.remember(effects, now=effects.decided_at)
+    assert history.redis_up
+    checker = aioredis.Redis.from_url(fresh_redis_url, decode_responses=True)
+    try:
+        assert await checker.keys("sg:default:lock:*") == []
+        assert await checker.zcard(f"sg:default:target:{TARGET.key}") == 1
+    finally:
+        await checker.aclose()

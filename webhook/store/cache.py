@@ -13,22 +13,28 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+import redis.exceptions
+from redis.asyncio.connection import AbstractConnection
 
 from webhook.actions.model import ActionEvent
 from webhook.store.errors import LockBusy
 
 # A command as sent to Redis: its name and arguments.
 Command = tuple[str | int | float, ...]
+# Idle connections ``batch`` keeps for itself: about the decisions in flight at once on one core.
+KEPT_CONNECTIONS = 8
 
 # All the locks or none; with them, the windows the decision reads, so a decision's reads cost no
 # round trip of their own. Each window is read only once its locks are held, as a separate read would
 # be. KEYS: the locks, then each window's events key and warm marker. ARGV: token, TTL in ms, the
 # number of locks, then each window's lower bound. Returns nil (busy) or one entry per window:
 # its members, or false for a cold key (not trusted: the caller warms it from PostgreSQL).
+# A lock already held with this token counts as free, so the script can be sent again (``batch``).
 _ACQUIRE = """
 local locks = tonumber(ARGV[3])
 for i = 1, locks do
-  if redis.call('exists', KEYS[i]) == 1 then return false end
+  local holder = redis.call('get', KEYS[i])
+  if holder and holder ~= ARGV[1] then return false end
 end
 for i = 1, locks do
   redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2])
@@ -98,6 +104,7 @@ class RedisCache:
         self.client = client
         self.prefix = f"sg:{cluster_id}"
         self.horizon = horizon
+        self._kept: list[AbstractConnection] = []  # see ``batch``
 
     @classmethod
     def from_url(cls, url: str, *, cluster_id: str, horizon: datetime.timedelta) -> RedisCache:
@@ -112,6 +119,8 @@ class RedisCache:
         await self.client.ping()
 
     async def close(self) -> None:
+        while self._kept:
+            await self.client.connection_pool.release(self._kept.pop())
         await self.client.aclose()
 
     def _events_key(self, kind: str, name: str) -> str:
@@ -119,19 +128,36 @@ class RedisCache:
 
     async def batch(self, commands: Sequence[Command]) -> list[Any]:
         """Send ``commands`` in one write and return their replies: one round trip. An error reply
-        raises (``ResponseError``, a ``RedisError``) like any failure of Redis."""
-        pool = self.client.connection_pool
-        connection = await pool.get_connection()
+        raises (``ResponseError``, a ``RedisError``) like any failure of Redis.
+
+        A few idle connections are kept out of the pool, since the pool's checkout (a condition,
+        a timeout, a readiness probe) cost about as much CPU as the command itself. A kept one Redis
+        closed while idle (a restart, say) fails at once; the batch then goes again on a connection
+        the pool checked. That is safe because every batch command is idempotent: the lock script
+        takes a lock its own token holds, appends add the same member, releases check the token.
+        """
+        if self._kept:
+            try:
+                return await self._send(self._kept.pop(), commands)
+            except redis.exceptions.ConnectionError:
+                pass
+        return await self._send(await self.client.connection_pool.get_connection(), commands)
+
+    async def _send(self, connection: AbstractConnection, commands: Sequence[Command]) -> list[Any]:
         try:
             await connection.send_packed_command(connection.pack_commands(commands))
-            return [await connection.read_response() for _ in commands]
+            replies = [await connection.read_response() for _ in commands]
         except BaseException:
             # Replies may be left unread on this connection: they would be taken for the next
             # caller's, so it is closed (the pool reconnects it on next use).
             await connection.disconnect(nowait=True)
+            await self.client.connection_pool.release(connection)
             raise
-        finally:
-            await pool.release(connection)
+        if len(self._kept) < KEPT_CONNECTIONS:
+            self._kept.append(connection)
+        else:
+            await self.client.connection_pool.release(connection)
+        return replies
 
     async def read(self, kind: str, name: str, *, since: datetime.datetime) -> list[ActionEvent] | None:
         """Events after ``since``, oldest first; None when the key is cold."""
