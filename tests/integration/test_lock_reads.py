@@ -12,8 +12,13 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from tests import reviews
+from tests.stress.stores_helpers import request_of, store_stack
 from webhook.actions.model import ActionEvent, ActorClass, TargetRef
+from webhook.engine.gate import Gate
+from webhook.policy.provider import PolicyProvider
 from webhook.server.runtime import CACHE_HORIZON
+from webhook.settings import Settings
 from webhook.store.cache import RedisCache, WindowRead
 from webhook.store.effects import Effects
 from webhook.store.errors import LockBusy, Locking
@@ -177,7 +182,6 @@ async def test_a_connection_redis_closed_while_idle_costs_no_decision(history: H
                                                                       fresh_redis_url: str) -> None:
     """``batch`` keeps idle connections out of the pool; one Redis dropped (a restart, its idle
     timeout) is replaced at once, not taken for an outage."""
-    cache = cache_of(history)
     now = datetime.datetime.now(datetime.timezone.utc)
     await history.target_events(TARGET, since=now - HOUR, now=now)  # warm; leaves a kept connection
     killer = aioredis.Redis.from_url(fresh_redis_url)
@@ -198,3 +202,36 @@ async def test_a_connection_redis_closed_while_idle_costs_no_decision(history: H
         assert await checker.zcard(f"sg:default:target:{TARGET.key}") == 1
     finally:
         await checker.aclose()
+
+
+class CountingCache(RedisCache):
+    """The real cache, counting its round trips on the decision path."""
+
+    batches = 0
+
+    async def batch(self, commands):  # noqa: ANN001, ANN201 - same signature as the parent's
+        self.batches += 1
+        return await super().batch(commands)
+
+
+async def test_a_gate_decision_on_warm_keys_makes_two_round_trips_to_redis(fresh_database, fresh_redis_url,
+                                                                          tmp_path) -> None:
+    """Through ``Gate.review``: the windows it reads are the ones the lock script brought back."""
+    async with store_stack(dsn=fresh_database, redis_url=fresh_redis_url, spool=tmp_path / "spool") as history:
+        assert history.cache is not None
+        counting = CountingCache(history.cache.client, cluster_id="default", horizon=history.cache.horizon)
+        history.cache = counting
+        gate = Gate(history=history, policies=PolicyProvider(), rules=Settings().actor_rules())
+        first = await gate.review(request_of(reviews.scale(before=3, after=4)))  # warms the target and actor keys
+        assert first.decision is not None and first.decision.allowed
+        counting.batches = 0
+        before = await command_calls(counting.client)
+        second = await gate.review(request_of(reviews.scale(before=4, after=5)))
+        after = await command_calls(counting.client)
+        assert second.decision is not None and second.decision.allowed
+        assert counting.batches == 2
+        assert {name for name, calls in after.items() if calls > before.get(name, 0)} <= {
+            "eval", "info", "exists", "set", "get", "zrangebyscore", "zadd", "zremrangebyscore", "expire", "del"}
+        events = await history.target_events(TARGET, since=first.decision.event.at - HOUR,
+                                             now=second.decision.event.at)
+        assert [e.uid for e in events] == [first.decision.event.uid, second.decision.event.uid]

@@ -110,9 +110,10 @@ class Gate:
             try:
                 # Policies never depend on history: resolved before the lock (a label lookup must not
                 # hold it up), so the history they need can be read in the round trip that takes it.
-                target = proposal.event.target
-                policies = await self._policies_for(proposal, target) if target is not None else None
-                reads = self._reads(proposal, policies, now=self.clock()) if policies is not None else None
+                target, policies, reads = proposal.event.target, None, None
+                if target is not None:
+                    policies = await self._policies_for(proposal, target)
+                    reads = self._reads(proposal, target, policies, now=self.clock())
                 # Only automation can be refused, so only its decisions must never run unlocked;
                 # people and observed actors go ahead past a busy lock (and are recorded).
                 async with self.history.serialized(self._lock_names(proposal), reads=reads,
@@ -172,7 +173,7 @@ class Gate:
                           state=GateState(), rules=self.rules)
         if policies is None:
             policies = await self._policies_for(proposal, target)
-        wanted = self._reads(proposal, policies, now=now)
+        wanted = self._reads(proposal, target, policies, now=now)
         actor = proposal.event.actor
         # Exactly the scopes that can refuse this event (Restriction.refuses): the target, and the
         # actor cluster-wide or in the target's namespace. An index lookup each, however many
@@ -227,12 +228,10 @@ class Gate:
             labels = await self.labels_for(target)  # the scale subresource carries no labels
         return policy_set.for_target(target, labels=labels)
 
-    def _reads(self, proposal: Proposal, policies: dict[PatternType, PatternPolicy], *,
+    def _reads(self, proposal: Proposal, target: TargetRef, policies: dict[PatternType, PatternPolicy], *,
                now: datetime.datetime) -> DecisionReads:
         """The history a decision needs: the target's longest pattern window (3 h at least) and,
         for automation with an actor budget (cascading failure), the actor's longest budget window."""
-        target = proposal.event.target
-        assert target is not None
         horizon = max([p.window for p in policies.values()] + [datetime.timedelta(hours=3)])
         budgets = [policies[p] for p in policies if Need.ACTOR_HISTORY in needed_before([p])]
         if not budgets or self.rules.classify(proposal.username, proposal.groups) is not ActorClass.AUTOMATION:
