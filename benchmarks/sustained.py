@@ -173,11 +173,16 @@ def run_throughput(args: argparse.Namespace) -> list[Row]:
         vegeta.attack(targets=vegeta.posts(url=url, bodies=bodies), rate=rates[0], seconds=args.throughput_warmup,
                       root_certs=[gate.ca_file], results=work / "warmup.bin")
         for rate in rates:
-            before = cpu_seconds(gate_pid=gate.process.pid)
+            before, calls_before = cpu_seconds(gate_pid=gate.process.pid), redis_calls(redis.url)
             report = vegeta.attack(targets=vegeta.posts(url=url, bodies=bodies), rate=rate, seconds=args.step_seconds,
                                    root_certs=[gate.ca_file], results=work / f"step-{rate}.bin")
-            after = cpu_seconds(gate_pid=gate.process.pid)
+            after, calls_after = cpu_seconds(gate_pid=gate.process.pid), redis_calls(redis.url)
             gate_ms = (after["gate"] - before["gate"]) * 1000 / max(report.requests, 1)
+            per_request = {name: (calls - calls_before.get(name, 0)) / max(report.requests, 1)
+                           for name, calls in sorted(calls_after.items())}
+            per_request = {name: calls for name, calls in per_request.items() if calls >= 0.01}
+            print(f"  Redis commands per request at {rate}/s: "
+                  + ", ".join(f"{name} {calls:.2f}" for name, calls in per_request.items()), flush=True)
             met = report.p99 <= 10 and report.errors == 0 and report.throughput >= rate * 0.99
             best = rate if met else best
             print(f"  {args.workers} worker(s) at {rate}/s: p50 {report.p50:.2f} ms, p99 {report.p99:.2f} ms, "
@@ -190,6 +195,16 @@ def run_throughput(args: argparse.Namespace) -> list[Row]:
     rows.append(Row("throughput", f"{args.workers} worker(s): highest rate with p99 ≤ 10 ms", best, "req/s",
                     higher_is_better=True))
     return rows
+
+
+def redis_calls(url: str) -> dict[str, int]:
+    """Calls per command so far (``INFO commandstats``; the calls a script makes count too, under
+    their own names): the difference over a step, per request, is what a decision asks of Redis."""
+    import redis as sync_redis
+
+    with sync_redis.Redis.from_url(url) as client:
+        stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(values["calls"]) for name, values in stats.items()}
 
 
 def _codes(report: vegeta.AttackReport) -> str:

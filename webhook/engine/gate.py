@@ -30,7 +30,7 @@ from webhook.policy.model import PatternType, Strategy
 from webhook.policy.resolved import PatternPolicy, PolicySet
 from webhook.store.effects import Effects
 from webhook.store.errors import Gap, LockBusy, Locking, StoresUnavailable, worst
-from webhook.store.history import HistoryStore
+from webhook.store.history import DecisionReads, HistoryStore
 
 logger = logging.getLogger(__name__)
 
@@ -108,13 +108,19 @@ class Gate:
         gaps: set[Gap] = set()
         try:
             try:
+                # Policies never depend on history: resolved before the lock (a label lookup must not
+                # hold it up), so the history they need can be read in the round trip that takes it.
+                target, policies, reads = proposal.event.target, None, None
+                if target is not None:
+                    policies = await self._policies_for(proposal, target)
+                    reads = self._reads(proposal, target, policies, now=self.clock())
                 # Only automation can be refused, so only its decisions must never run unlocked;
                 # people and observed actors go ahead past a busy lock (and are recorded).
-                async with self.history.serialized(self._lock_names(proposal),
+                async with self.history.serialized(self._lock_names(proposal), reads=reads,
                                                    required=actor_class is ActorClass.AUTOMATION) as locking:
                     if locking is Locking.BUSY:
                         gaps.add(Gap.LOCK_BUSY)
-                    decision = await self._decide(proposal, gaps=gaps, started=started)
+                    decision = await self._decide(proposal, gaps=gaps, started=started, policies=policies)
             except LockBusy as busy:
                 gaps.add(Gap.LOCK_BUSY)
                 logger.warning("%s: %s; answered retryable", request.uid, busy)
@@ -139,12 +145,13 @@ class Gate:
             self.on_decision(result)
         return result
 
-    async def _decide(self, proposal: Proposal, *, gaps: set[Gap], started: float) -> Decision:
+    async def _decide(self, proposal: Proposal, *, gaps: set[Gap], started: float,
+                      policies: dict[PatternType, PatternPolicy] | None) -> Decision:
         # Time is read inside the lock, so the order of decisions on a target is the order
         # of their timestamps, across replicas.
         now = self.clock()
         proposal = dataclasses.replace(proposal, event=proposal.event.replace(at=now))
-        decision = await self.evaluate(proposal, now=now, gaps=gaps)
+        decision = await self.evaluate(proposal, now=now, gaps=gaps, policies=policies)
         gap = self.history.mode().gap
         if gap is not None:
             gaps.add(gap)
@@ -152,9 +159,10 @@ class Gate:
         await self._remember(decision, now=now, started=started, degraded=worst(gaps))
         return decision
 
-    async def evaluate(self, proposal: Proposal, *, now: datetime.datetime, gaps: set[Gap] | None = None) -> Decision:
+    async def evaluate(self, proposal: Proposal, *, now: datetime.datetime, gaps: set[Gap] | None = None,
+                       policies: dict[PatternType, PatternPolicy] | None = None) -> Decision:
         """The decision for a proposal against current history; nothing is written. What the
-        history was missing is added to ``gaps``.
+        history was missing is added to ``gaps``. ``policies``: the target's, when already resolved.
 
         One pass: screen (bypass, observed actors, restrictions in force), detect once, load only
         what the triggered findings need (``registry.needed_after``), then judge once."""
@@ -163,25 +171,26 @@ class Gate:
             event = prepare(proposal, rules=self.rules, history=())
             return decide(proposal=proposal, situation=Situation(proposed=event, now=now), policies={},
                           state=GateState(), rules=self.rules)
-        policies = await self._policies_for(proposal, target)
-        horizon = max([p.window for p in policies.values()] + [datetime.timedelta(hours=3)])
+        if policies is None:
+            policies = await self._policies_for(proposal, target)
+        wanted = self._reads(proposal, target, policies, now=now)
         actor = proposal.event.actor
-        budgets = [policies[p] for p in policies if Need.ACTOR_HISTORY in needed_before([p])]
         # Exactly the scopes that can refuse this event (Restriction.refuses): the target, and the
         # actor cluster-wide or in the target's namespace. An index lookup each, however many
         # restrictions other actors and namespaces have.
         scopes: list[RestrictionScope] = [TargetScope.of(target), ActorScope(actor, Reach.CLUSTER),
                                           ActorScope(actor, Reach.of_namespace(target.namespace))]
         # The three reads are independent: one wait for all of them instead of three in a row
-        # (Redis, Redis, PostgreSQL), which was most of a decision's latency (issue 15).
-        target_read = asyncio.ensure_future(self.history.target_events(target, since=now - horizon, now=now,
+        # (Redis, Redis, PostgreSQL), which was most of a decision's latency (issue 15). Under
+        # ``serialized`` the two windows usually came with the locks and answer at once.
+        target_read = asyncio.ensure_future(self.history.target_events(target, since=wanted.target_since, now=now,
                                                                        gaps=gaps))
         restrictions_read = asyncio.ensure_future(self.history.restrictions(scopes=scopes, actor=None, now=now,
                                                                             gaps=gaps))
         actor_read = None
-        if budgets and self.rules.classify(proposal.username, proposal.groups) is ActorClass.AUTOMATION:
-            reach = max(policy.window for policy in budgets)
-            actor_read = asyncio.ensure_future(self.history.actor_events(actor, since=now - reach, now=now, gaps=gaps))
+        if wanted.actor_since is not None:
+            actor_read = asyncio.ensure_future(self.history.actor_events(actor, since=wanted.actor_since, now=now,
+                                                                         gaps=gaps))
         reads: list[asyncio.Future[Any]] = [read for read in (target_read, restrictions_read, actor_read) if read]
         await asyncio.wait(reads)  # all of them finish (or fail) before any failure is raised
         for read in reads:
@@ -218,6 +227,17 @@ class Gate:
         if labels is None and self.labels_for and policy_set.needs_labels(target):
             labels = await self.labels_for(target)  # the scale subresource carries no labels
         return policy_set.for_target(target, labels=labels)
+
+    def _reads(self, proposal: Proposal, target: TargetRef, policies: dict[PatternType, PatternPolicy], *,
+               now: datetime.datetime) -> DecisionReads:
+        """The history a decision needs: the target's longest pattern window (3 h at least) and,
+        for automation with an actor budget (cascading failure), the actor's longest budget window."""
+        horizon = max([p.window for p in policies.values()] + [datetime.timedelta(hours=3)])
+        budgets = [policies[p] for p in policies if Need.ACTOR_HISTORY in needed_before([p])]
+        if not budgets or self.rules.classify(proposal.username, proposal.groups) is not ActorClass.AUTOMATION:
+            return DecisionReads(target=target, target_since=now - horizon)
+        return DecisionReads(target=target, target_since=now - horizon, actor=proposal.event.actor,
+                             actor_since=now - max(policy.window for policy in budgets))
 
     @staticmethod
     def _lock_names(proposal: Proposal) -> list[str]:

@@ -8,6 +8,8 @@
   A bundle PostgreSQL refuses is recorded in a storable form and kept whole as a dead letter.
 * Decisions on one target are serialized by a Redis lock, or a PostgreSQL advisory lock on a
   pool of its own while Redis is down. A lock not had in time is ``LockBusy``, never an outage.
+  The Redis lock script also reads the decision's windows once the locks are held, and the cache
+  write releases them: two round trips to Redis per decision.
 * With both stores down, ``StoresUnavailable`` tells the gate to fail open (or closed).
 
 A store that failed is skipped (not retried on every request) until the background check
@@ -30,12 +32,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import redis.exceptions
-from redis.asyncio.client import Pipeline
 
 from webhook import metrics
 from webhook.actions.model import ActionEvent, TargetRef
 from webhook.decision.state import ActorScope, Approval, Restriction, RestrictionScope
-from webhook.store.cache import RedisCache, RestrictionMirror, forget_warm_keys
+from webhook.store.cache import Command, RedisCache, RestrictionMirror, WindowRead, forget_warm_keys
 from webhook.store.confirmation import ActionStatus, Proposed, Resolution, Subject
 from webhook.store.effects import Effects
 from webhook.store.errors import (
@@ -52,7 +53,7 @@ from webhook.store.outbox import Outbox
 from webhook.store.postgres import PostgresStore, postgres_error
 from webhook.store.storable import escaped, storable
 
-__all__ = ["CACHE_ERRORS", "Gap", "HistoryStore", "LockBusy", "Locking", "StoresUnavailable"]
+__all__ = ["CACHE_ERRORS", "DecisionReads", "Gap", "HistoryStore", "LockBusy", "Locking", "StoresUnavailable"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,25 @@ RESTRICTION_MEMORY = datetime.timedelta(hours=48)
 # admits the change unseen (failurePolicy: Ignore): the wait must leave time to decide and answer.
 LOCK_WAIT = 1.5
 T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class DecisionReads:
+    """The history a decision under ``serialized`` is going to read: the target's events since
+    ``target_since`` and, when given, the actor's since ``actor_since``. With the locks in Redis
+    they come back in the round trip that takes the locks (issue 15: two round trips per decision,
+    not four); ``target_events``/``actor_events`` then answer from them."""
+
+    target: TargetRef
+    target_since: datetime.datetime
+    actor: str | None = None
+    actor_since: datetime.datetime | None = None
+
+    def windows(self) -> list[WindowRead]:
+        reads = [WindowRead("target", self.target.key, self.target_since)]
+        if self.actor is not None and self.actor_since is not None:
+            reads.append(WindowRead("actor", self.actor, self.actor_since))
+        return reads
 
 
 class HistoryStore:
@@ -224,12 +244,16 @@ class HistoryStore:
         caught only around its own calls, so one is never taken for the other."""
         cache_answered = False
         if self.cache is not None and self.redis_up:
-            try:
-                cached = await self.cache.read(kind, name, since=since)
-                cache_answered = True
-            except CACHE_ERRORS as exc:
-                self._redis_failed(exc)
-                cached = None
+            read_with_lock = _read_with_lock(kind, name, since=since)
+            if read_with_lock is not None:
+                cache_answered, cached = True, read_with_lock.events
+            else:
+                try:
+                    cached = await self.cache.read(kind, name, since=since)
+                    cache_answered = True
+                except CACHE_ERRORS as exc:
+                    self._redis_failed(exc)
+                    cached = None
             if cached is not None:
                 return cached
             if cache_answered and self.postgres_up:
@@ -390,23 +414,28 @@ class HistoryStore:
     async def _cache_effects(self, effects: Effects, *, now: datetime.datetime, once: bool = False) -> None:
         if self.cache is None or not self.redis_up:
             return
+        commands: list[Command] = []
+        if effects.record:
+            event = effects.event
+            member = json.dumps(event.to_json(), sort_keys=True)
+            if event.target is not None:
+                commands.append(self.cache.append("target", event.target.key, event, member=member, now=now,
+                                                  once=once))
+            commands.append(self.cache.append("actor", event.actor, event, member=member, now=now, once=once))
+        if effects.restriction is not None and self.mirror is not None:
+            commands += self.mirror.add(json.dumps(effects.restriction.to_json(), sort_keys=True),
+                                        until=effects.restriction.until, now=now, memory=RESTRICTION_MEMORY)
+        if not commands:
+            return
+        lock = _held.get()
+        if lock is not None and lock.released:
+            lock = None
+        if lock is not None:  # the decision's last write: let go of its locks in the same round trip
+            commands.append(lock.release_command())
         try:
-            async with self.cache.client.pipeline(transaction=False) as pipe:  # one round trip
-                if effects.record:
-                    event = effects.event
-                    if event.target is not None:
-                        await self.cache.append(pipe, "target", event.target.key, event, now=now, once=once)
-                    await self.cache.append(pipe, "actor", event.actor, event, now=now, once=once)
-                if effects.restriction is not None and self.mirror is not None:
-                    self.mirror.add(pipe, json.dumps(effects.restriction.to_json(), sort_keys=True),
-                                    until=effects.restriction.until, now=now, memory=RESTRICTION_MEMORY)
-                lock = _held.get() if len(pipe) else None
-                if lock is not None:  # the decision's last write: let go of its locks in the same round trip
-                    await lock.release_on(pipe)
-                if len(pipe):
-                    await pipe.execute()
-                    if lock is not None:
-                        lock.released = True
+            await self.cache.batch(commands)
+            if lock is not None:
+                lock.released = True
         except CACHE_ERRORS as exc:
             self._redis_failed(exc)
 
@@ -465,9 +494,11 @@ class HistoryStore:
     # --- serialization ------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def serialized(self, names: Sequence[str], *, required: bool = False) -> AsyncIterator[Locking]:
+    async def serialized(self, names: Sequence[str], *, required: bool = False,
+                         reads: DecisionReads | None = None) -> AsyncIterator[Locking]:
         """Hold every named lock across replicas: Redis locks taken all at once, else PostgreSQL
         advisory locks in the given order, else none (no store: the decision fails open or closed).
+        With Redis locks, the windows of ``reads`` come with them (see ``DecisionReads``).
 
         Locks held by others past the wait budget: with ``required`` (automation, whose changes a
         decision may refuse) ``LockBusy`` is raised, to be answered with a retryable refusal; without
@@ -477,7 +508,7 @@ class HistoryStore:
         state, release = Locking.NO_STORE, None
         if names:
             try:
-                release = await self._acquire(names)
+                release = await self._acquire(names, windows=reads.windows() if reads is not None else [])
                 state = Locking.HELD if release is not None else Locking.NO_STORE
             except LockBusy as busy:
                 if required:
@@ -495,12 +526,13 @@ class HistoryStore:
                 except CACHE_ERRORS as exc:
                     logger.warning("could not release a lock (it expires by itself): %s", exc)
 
-    async def _acquire(self, names: Sequence[str]) -> Callable[[], Awaitable[None]] | None:
+    async def _acquire(self, names: Sequence[str], *,
+                       windows: Sequence[WindowRead]) -> Callable[[], Awaitable[None]] | None:
         if self.cache is not None and self.redis_up:
             cache = self.cache
             try:
-                token = await cache.acquire_lock(*names, wait=self.lock_wait)
-                return RedisLock(cache=cache, names=tuple(names), token=token)
+                held = await cache.acquire_lock(*names, windows=windows, wait=self.lock_wait)
+                return RedisLock(cache=cache, names=tuple(names), token=held.token, windows=held.windows)
             except CACHE_ERRORS as exc:
                 self._redis_failed(exc)
         if not self.postgres_up:
@@ -516,18 +548,20 @@ class HistoryStore:
 
 @dataclasses.dataclass
 class RedisLock:
-    """Locks held in Redis for one decision. The decision's cache write releases them in its own
-    pipeline (``release_on``), one round trip fewer per request; ``serialized`` releases them
-    otherwise (no cache write, or it failed)."""
+    """Locks held in Redis for one decision, and the windows read as they were taken (each
+    answers one read, while the locks are held). The decision's cache write releases them in its
+    own round trip (``release_command``); ``serialized`` releases them otherwise (no cache write,
+    or it failed)."""
 
     cache: RedisCache
     names: tuple[str, ...]
     token: str
+    windows: dict[WindowRead, list[ActionEvent] | None] = dataclasses.field(default_factory=dict)
     released: bool = False
 
-    async def release_on(self, pipe: Pipeline) -> None:
-        """Queue the release; the caller sets ``released`` once the pipeline ran."""
-        await self.cache.release_lock(*self.names, token=self.token, client=pipe)
+    def release_command(self) -> Command:
+        """The release, for the caller's batch; the caller sets ``released`` once it ran."""
+        return self.cache.release(*self.names, token=self.token)
 
     async def __call__(self) -> None:
         await self.cache.release_lock(*self.names, token=self.token)
@@ -536,6 +570,24 @@ class RedisLock:
 
 #: The Redis locks of the decision running in this task, while ``serialized`` holds them.
 _held: contextvars.ContextVar[RedisLock | None] = contextvars.ContextVar("safety_gate_held_lock", default=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Window:
+    events: list[ActionEvent] | None  # None: the key was cold
+
+
+def _read_with_lock(kind: str, name: str, *, since: datetime.datetime) -> _Window | None:
+    """The window of ``kind``/``name`` read with this task's locks, if one was and covers ``since``;
+    taken once (a second read, or one after the locks went, goes to Redis again)."""
+    lock = _held.get()
+    if lock is None or lock.released:
+        return None
+    for window in list(lock.windows):
+        if window.kind == kind and window.name == name and window.since <= since:
+            events = lock.windows.pop(window)
+            return _Window(None if events is None else [event for event in events if event.at > since])
+    return None
 
 
 def _note(gaps: set[Gap] | None, gap: Gap) -> None:
