@@ -58,11 +58,12 @@ class Gap(str, enum.Enum):
     COLD_CACHE = "cold-cache"          # PostgreSQL down and the cache does not hold this window
     LOCK_BUSY = "lock-busy"            # the decision lock could not be had in time
     UNAVAILABLE = "unavailable"        # no store answered
+    GATE_ERROR = "gate-error"          # the gate itself failed: answered unchecked, history never read
 
     @property
     def incomplete(self) -> bool:
         """Whether the history behind the decision may be missing events."""
-        return self in (Gap.COLD_CACHE, Gap.UNAVAILABLE)
+        return self in (Gap.COLD_CACHE, Gap.UNAVAILABLE, Gap.GATE_ERROR)
 
 
 _ORDER = list(Gap)
