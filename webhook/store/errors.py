@@ -19,6 +19,13 @@ class PostgresUnavailable(StoreError):
     """PostgreSQL cannot answer now (down, unreachable, shutting down, out of connections)."""
 
 
+class PostgresConflict(PostgresUnavailable):
+    """PostgreSQL rolled the statement back (a deadlock, a serialization failure): it did not
+    apply, and PostgreSQL is up. Handled like an outage for this one call — the write goes to the
+    outbox, the read to the cache — but never a reason to take PostgreSQL for down: a deadlock with
+    a partition's DDL once switched every following decision to the outbox until the next check."""
+
+
 class CacheUnavailable(StoreError):
     """Redis cannot answer now."""
 
