@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--targets", type=int, default=5000, help="distinct workloads in the request mix")
     group.add_argument("--oscillating", type=float, default=0.2, help="share of targets that oscillate")
     group.add_argument("--profile", type=pathlib.Path, help="py-spy the gate during the measured load into this "
-                                                           "file (.svg flame graph, .json speedscope)")
+                                                           "file (.svg flame graph, .json speedscope, .txt raw for benchmarks.profile_summary)")
     group.add_argument("--memory-requests", type=int, default=1_000_000)
     group.add_argument("--memory-rate", type=int, default=600)
     group.add_argument("--sample-every", type=int, default=100_000, help="requests between RSS samples")
@@ -119,7 +119,7 @@ def _profiling(pid: int, output: pathlib.Path | None, *, seconds: float) -> Iter
     py_spy = shutil.which("py-spy")
     if py_spy is None:
         raise RuntimeError("--profile needs py-spy (pip install py-spy)")
-    fmt = "speedscope" if output.suffix == ".json" else "flamegraph"
+    fmt = {".json": "speedscope", ".txt": "raw"}.get(output.suffix, "flamegraph")  # raw: benchmarks.profile_summary
     recorder = subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
                                  "--rate", "200", "--format", fmt, "--output", str(output), "--nonblocking"])
     try:

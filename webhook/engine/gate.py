@@ -145,6 +145,22 @@ class Gate:
             self.on_decision(result)
         return result
 
+    async def remember_unchecked(self, request: AdmissionRequest, *, fail_closed: bool) -> bool:
+        """After ``review`` failed unexpectedly, record the unchecked answer the request gets instead,
+        so an admitted change still counts as history (DESIGN §7: an admitted action is never lost).
+
+        Idempotent by request uid: when the failure came after the decision was written (in an
+        observer, say), nothing is written twice. Returns whether there was a decision to record."""
+        started = time.perf_counter()
+        now = self.clock()
+        proposal = extract(request, now=now)
+        if proposal is None or proposal.dry_run or (request.namespace or "") in self.excluded_namespaces:
+            return False
+        actor_class = self.rules.classify(proposal.username, proposal.groups)
+        decision = unchecked(proposal, fail_closed=fail_closed, actor_class=actor_class, why="the gate failed")
+        await self._remember(decision, now=now, started=started, degraded=Gap.GATE_ERROR)
+        return True
+
     async def _decide(self, proposal: Proposal, *, gaps: set[Gap], started: float,
                       policies: dict[PatternType, PatternPolicy] | None) -> Decision:
         # Time is read inside the lock, so the order of decisions on a target is the order

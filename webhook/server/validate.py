@@ -26,6 +26,7 @@ from webhook.engine.gate import Gate, GateResult
 from webhook.server.bodies import BodyTooLarge, read_limited
 from webhook.server.overload import Overload, Slots
 from webhook.store.effects import Effects
+from webhook.store.errors import Gap
 
 logger = logging.getLogger("safety_gate.decisions")
 
@@ -58,7 +59,7 @@ async def validate(request: Request) -> JSONResponse:
         try:
             result = await gate.review(admission)
         except Exception as exc:  # noqa: BLE001 - the stores, the network: never the caller's fault, never a 500
-            return JSONResponse(_degraded(gate, admission, exc, fail_closed=state.settings.fail_closed))
+            return JSONResponse(await _degraded(gate, admission, exc, fail_closed=state.settings.fail_closed))
     return JSONResponse(result.response)
 
 
@@ -120,16 +121,20 @@ def _refuse(uid: str, *, actor_class: ActorClass, limit: Overload, dry_run: bool
     return overload.refusal(uid, limit=limit.value)
 
 
-def _degraded(gate: Gate, admission: AdmissionRequest, exc: Exception, *, fail_closed: bool) -> dict:
+async def _degraded(gate: Gate, admission: AdmissionRequest, exc: Exception, *, fail_closed: bool) -> dict:
     """The gate failed without an answer. Observed actors are never refused (DESIGN §3), not even
-    with ``failClosed``."""
+    with ``failClosed``. What is admitted is still recorded, if the stores take it."""
     uid = admission.uid
     if fail_closed and gate.rules.classify(admission.userInfo.username,
                                            admission.userInfo.groups) is ActorClass.OBSERVED:
         fail_closed = False
     mode = _mode(fail_closed)
-    metrics.DEGRADED_DECISIONS.labels(mode=mode, reason="gate-error").inc()
+    metrics.DEGRADED_DECISIONS.labels(mode=mode, reason=Gap.GATE_ERROR.value).inc()
     logger.error("cannot decide %s (%s): %s", uid, mode, exc, extra={"uid": uid, "decision": mode}, exc_info=exc)
+    try:
+        await gate.remember_unchecked(admission, fail_closed=fail_closed)
+    except Exception as again:  # noqa: BLE001 - the answer stands; the log says what was not recorded
+        logger.error("cannot record %s answered %s: %s", uid, mode, again, extra={"uid": uid}, exc_info=again)
     return _unchecked(uid, fail_closed=fail_closed,
                       refusal=f"safety-gate: cannot check history ({type(exc).__name__}); failClosed is set, refusing",
                       warning=f"safety-gate: history unavailable, allowed unchecked ({mode})")

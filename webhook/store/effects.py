@@ -11,7 +11,7 @@ import dataclasses
 import datetime
 from typing import Any
 
-from webhook.actions.model import ActionEvent, TargetRef
+from webhook.actions.model import ActionEvent, TargetRef, flat
 from webhook.decision.decide import AlertUpdate, Decision
 from webhook.decision.state import Restriction
 from webhook.detection.situation import Severity
@@ -87,7 +87,7 @@ def alert_to_json(alert: AlertUpdate) -> dict[str, Any]:
         "namespace": alert.namespace, "name": alert.name, "pattern": alert.pattern.value,
         "severity": alert.severity.value, "confidence": alert.confidence, "strategy": alert.strategy.value,
         "enforcement": alert.enforcement.value,
-        "target": dataclasses.asdict(alert.target) if alert.target else None,
+        "target": flat(alert.target) if alert.target else None,
         "actor": alert.actor, "message": alert.message, "summary": alert.summary,
         "evidence": [event.to_json() for event in alert.evidence], "phase": alert.phase, "denied": alert.denied,
         "new_occurrence": alert.new_occurrence,

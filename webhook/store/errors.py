@@ -19,6 +19,13 @@ class PostgresUnavailable(StoreError):
     """PostgreSQL cannot answer now (down, unreachable, shutting down, out of connections)."""
 
 
+class PostgresConflict(PostgresUnavailable):
+    """PostgreSQL rolled the statement back (a deadlock, a serialization failure): it did not
+    apply, and PostgreSQL is up. Handled like an outage for this one call — the write goes to the
+    outbox, the read to the cache — but never a reason to take PostgreSQL for down: a deadlock with
+    a partition's DDL once switched every following decision to the outbox until the next check."""
+
+
 class CacheUnavailable(StoreError):
     """Redis cannot answer now."""
 
@@ -58,11 +65,12 @@ class Gap(str, enum.Enum):
     COLD_CACHE = "cold-cache"          # PostgreSQL down and the cache does not hold this window
     LOCK_BUSY = "lock-busy"            # the decision lock could not be had in time
     UNAVAILABLE = "unavailable"        # no store answered
+    GATE_ERROR = "gate-error"          # the gate itself failed: answered unchecked, history never read
 
     @property
     def incomplete(self) -> bool:
         """Whether the history behind the decision may be missing events."""
-        return self in (Gap.COLD_CACHE, Gap.UNAVAILABLE)
+        return self in (Gap.COLD_CACHE, Gap.UNAVAILABLE, Gap.GATE_ERROR)
 
 
 _ORDER = list(Gap)

@@ -43,6 +43,7 @@ from webhook.store.errors import (
     Gap,
     LockBusy,
     Locking,
+    PostgresConflict,
     PostgresUnavailable,
     RowRefused,
     StoreMode,
@@ -121,6 +122,9 @@ class HistoryStore:
         return StoreMode.HEALTHY
 
     def _postgres_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, PostgresConflict):  # this call lost, PostgreSQL is fine
+            logger.warning("postgres rolled a statement back: %s", exc)
+            return
         if self.postgres_up:
             logger.warning("postgres unavailable, deciding from the cache: %s", exc)
         self.postgres_up = False
@@ -218,7 +222,7 @@ class HistoryStore:
             if error is None:
                 raise
             if isinstance(error, PostgresUnavailable):
-                self._postgres_failed(exc)
+                self._postgres_failed(error)
             if error is exc:
                 raise
             raise error from exc
@@ -541,6 +545,8 @@ class HistoryStore:
             raise LockBusy("redis is down and no postgres lock pool is configured")
         try:
             return await self.locks.acquire(names, wait=self.lock_wait)
+        except PostgresConflict as exc:  # PostgreSQL is up: never decide unlocked, ask for a retry
+            raise LockBusy(f"lock {', '.join(names)}: {exc}") from exc
         except PostgresUnavailable as exc:
             self._postgres_failed(exc)
             return None

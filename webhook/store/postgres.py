@@ -14,7 +14,7 @@ from webhook.decision.decide import AlertUpdate, Outcome
 from webhook.decision.state import Approval, Restriction, RestrictionScope
 from webhook.store.confirmation import ActionStatus, Operation, Proposed, Resolution, Subject
 from webhook.store.effects import Effects
-from webhook.store.errors import PostgresUnavailable, RowRefused, StoreError
+from webhook.store.errors import PostgresConflict, PostgresUnavailable, RowRefused, StoreError
 
 _PARTITION_MISSING = "23514"  # check_violation: "no partition of relation ... found for row"
 
@@ -22,6 +22,7 @@ _PARTITION_MISSING = "23514"  # check_violation: "no partition of relation ... f
 # insufficient resources, operator intervention (shutdown), system errors, transaction
 # rollbacks (serialization, deadlock), lock not available, internal errors.
 _TRANSIENT_CLASSES = frozenset({"08", "40", "53", "55", "57", "58", "XX"})
+_ROLLED_BACK = "40"  # of those, the ones where the server is fine and only the statement lost
 
 
 def postgres_error(exc: BaseException) -> StoreError | None:
@@ -34,6 +35,8 @@ def postgres_error(exc: BaseException) -> StoreError | None:
         return exc
     if isinstance(exc, asyncpg.PostgresError):
         sqlstate = getattr(exc, "sqlstate", None) or ""
+        if sqlstate[:2] == _ROLLED_BACK:
+            return PostgresConflict(f"{type(exc).__name__}: {exc}")
         if sqlstate[:2] in _TRANSIENT_CLASSES:
             return PostgresUnavailable(f"{type(exc).__name__}: {exc}")
         return RowRefused(f"{type(exc).__name__}: {exc}", sqlstate=sqlstate or None)
