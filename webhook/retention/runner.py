@@ -80,7 +80,7 @@ class RetentionReport:
     partitions_created: list[str] = dataclasses.field(default_factory=list)
     partitions_kept_busy: list[str] = dataclasses.field(default_factory=list)
     pattern_examples_marked: int = 0
-    partition_rows_dropped: int = 0   # rows still in dropped partitions (any cluster id); not in actions_removed
+    partition_rows_dropped: int = 0   # rows in dropped partitions, any cluster id (this one's are in actions_removed)
     error: str | None = None
 
     @property
@@ -188,13 +188,18 @@ class RetentionRunner:
         targets = await self.repository.targets_over_limits(now=now)
         for first in range(0, len(targets), self.target_batch):
             batch = targets[first:first + self.target_batch]
-            traced = await self.repository.traces([target.history_id for target in batch])
-            for target in batch:
-                policy = RetentionPolicy(
-                    max_actions=target.max_actions,
-                    max_age=datetime.timedelta(days=target.max_age_days),
-                    strategy=strategy or Strategy(target.compaction_strategy),
-                )
+            policies = [RetentionPolicy(max_actions=target.max_actions,
+                                        max_age=datetime.timedelta(days=target.max_age_days),
+                                        strategy=strategy or Strategy(target.compaction_strategy))
+                        for target in batch]
+            # A target within its count can lose only what is past its age (removing rows cannot
+            # bring it over), so the planner is given just those: the same plan from a few rows
+            # instead of the whole history.
+            traced = await self.repository.traces(
+                [target.history_id for target in batch],
+                before=[None if target.actions > policy.max_actions else now - policy.max_age
+                        for target, policy in zip(batch, policies, strict=True)])
+            for target, policy in zip(batch, policies, strict=True):
                 traces = [Trace(id=kept.id, at=kept.at, action_type=kept.action_type, effectiveness=kept.score,
                                 is_pattern_example=kept.is_pattern_example)
                           for kept in traced.get(target.history_id, [])]

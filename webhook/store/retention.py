@@ -54,6 +54,7 @@ class TargetLimits:
     max_actions: int
     max_age_days: int
     compaction_strategy: str
+    actions: int          # how many traces it holds now
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,7 +120,7 @@ class RetentionRepository:
         """Targets over their count, or holding something past their age (one pass over the index)."""
         rows = await self.pool.fetch(
             """
-            SELECT h.id, h.max_actions, h.max_age_days, h.compaction_strategy, r.namespace
+            SELECT h.id, h.max_actions, h.max_age_days, h.compaction_strategy, r.namespace, s.n
             FROM action_histories h JOIN resource_references r ON r.id = h.resource_id
             JOIN LATERAL (
                 SELECT count(*) AS n, min(action_timestamp) AS oldest FROM resource_action_traces t
@@ -130,17 +131,26 @@ class RetentionRepository:
             """,
             self.cluster_id, now)
         return [TargetLimits(history_id=row["id"], namespace=row["namespace"], max_actions=row["max_actions"],
-                             max_age_days=row["max_age_days"], compaction_strategy=row["compaction_strategy"])
+                             max_age_days=row["max_age_days"], compaction_strategy=row["compaction_strategy"],
+                             actions=row["n"])
                 for row in rows]
 
-    async def traces(self, history_ids: Sequence[int]) -> dict[int, list[KeptTrace]]:
+    async def traces(self, history_ids: Sequence[int], *,
+                     before: Sequence[datetime.datetime | None]) -> dict[int, list[KeptTrace]]:
         """The traces of many targets in one query (issue 15: one query per target was 100,000 round
-        trips over 10M actions), by history id; a target with none is absent."""
+        trips over 10M actions), by history id; a target with none is absent. ``before`` holds one
+        bound per target: only its traces older than that (None: all of them), an index range
+        that reads no more than those rows."""
         rows = await self.pool.fetch(
-            "SELECT action_history_id, id, action_timestamp, action_type, effectiveness_score::float8 AS score,"
-            " is_pattern_example FROM resource_action_traces"
-            " WHERE cluster_id = $1 AND action_history_id = ANY($2::bigint[])",
-            self.cluster_id, list(history_ids))
+            """
+            SELECT t.action_history_id, t.id, t.action_timestamp, t.action_type,
+                   t.effectiveness_score::float8 AS score, t.is_pattern_example
+            FROM unnest($2::bigint[], $3::timestamptz[]) AS k (history_id, before)
+            JOIN resource_action_traces t ON t.cluster_id = $1 AND t.action_history_id = k.history_id
+             AND t.action_timestamp < k.before
+            """,
+            self.cluster_id, list(history_ids),
+            [bound or datetime.datetime.max.replace(tzinfo=datetime.timezone.utc) for bound in before])
         found: dict[int, list[KeptTrace]] = {}
         for row in rows:
             found.setdefault(row["action_history_id"], []).append(
@@ -214,8 +224,8 @@ class RetentionRepository:
         rows and dropping it touch nothing else (migration 0010 removed the foreign key whose
         triggers made the drop lock ``action_histories``).
 
-        Returns the rows the table still held, or None when a lock wait ran past its timeout
-        (retried on the next run).
+        Returns the rows the table still held, or None when a wait ran past its timeout (retried
+        on the next run).
         """
         quoted = f'"{table.name}"'
         async with self.pool.acquire() as connection:
@@ -234,7 +244,9 @@ class RetentionRepository:
                         f"SELECT count(*) AS rows, count(*) FILTER (WHERE cluster_id = $1) AS ours FROM {quoted}",
                         self.cluster_id)
                     await connection.execute(f"DROP TABLE {quoted}")
-            except asyncpg.LockNotAvailableError:
+            except (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError, TimeoutError):
+                # A lock wait past its timeout, or a statement or command timeout of the pool:
+                # nothing was dropped, and a detach cut off half-way is finalized next run.
                 return None
         return DroppedRows(rows=int(row["rows"]), ours=int(row["ours"]))
 
