@@ -476,9 +476,9 @@ async def test_set_based_deletion_removes_exactly_what_the_planner_says_across_m
     before = {row["id"] for row in await store.pool.fetch("SELECT id FROM resource_action_traces")}
     doomed = await planned(store, now=now)
     assert len(doomed) > 200 and before - doomed
-    # Batches smaller than the work, and not dividing it: a target's plan is split over two deletes.
-    report = await RetentionRunner(batch_pool, cluster_id="default", target_batch=7, delete_batch=13,
-                                   pause=0).run(now=now)
+    # Pages and batches smaller than the work, and not dividing it: a target's plan is split over two deletes.
+    report = await RetentionRunner(batch_pool, cluster_id="default", history_page=11, target_batch=7,
+                                   delete_batch=13, pause=0, rest=0).run(now=now)
     assert report.result == "success", report.error
     after = {row["id"] for row in await store.pool.fetch("SELECT id FROM resource_action_traces")}
     assert after == before - doomed

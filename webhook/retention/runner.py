@@ -18,10 +18,11 @@ A run:
    partition (perhaps left "detach pending") is finished on the next run;
 6. per target that is over its ``max_actions`` or holds actions older than its
    ``max_age_days``: plans with :func:`webhook.retention.plan.plan_deletions` under the target's
-   ``compaction_strategy`` (or the run's override). Set-based: one query loads the traces of
-   ``target_batch`` targets, one DELETE removes up to ``delete_batch`` planned ids of any of
-   them, with a short pause after each batch; then untargeted actions older than the default
-   max age go, in the same bounded steps;
+   ``compaction_strategy`` (or the run's override). Set-based and in bounded steps: targets with
+   work are found ``history_page`` history ids at a time, one query loads the traces of
+   ``target_batch`` of them, one DELETE removes up to ``delete_batch`` planned ids of any of
+   them; after each step the run rests ``rest`` times as long as the step took. Then untargeted
+   actions older than the default max age go, in the same steps;
 7. closes the row (``success`` or ``failure`` with the error in ``details``).
 
 Deleting a trace of the last 24h (possible only under ``oldest-first``/``effectiveness-based``
@@ -36,7 +37,8 @@ import collections
 import dataclasses
 import datetime
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -53,8 +55,12 @@ PER_TARGET = "per-target"
 TARGET_BATCH = 500
 #: Actions one DELETE removes: one short transaction, a bounded step of WAL and dead tuples.
 DELETE_BATCH = 5000
-#: Seconds a run sleeps after each batch, so it never holds the cores for long.
+#: History ids one search for targets with work covers (a short statement, not one for all).
+HISTORY_PAGE = 2000
+#: Seconds a run sleeps at least after each batch, so it never holds the cores for long...
 BATCH_PAUSE = 0.02
+#: ...and how long it rests after each batch, as a multiple of the time the batch took.
+REST = 1.0
 ALL_NAMESPACES = "all"
 
 
@@ -108,13 +114,17 @@ class RetentionRunner:
                  default_max_age: datetime.timedelta = DEFAULT_MAX_AGE,
                  on_finished: Callable[[RetentionReport], None] | None = None,
                  target_batch: int = TARGET_BATCH, delete_batch: int = DELETE_BATCH,
-                 pause: float = BATCH_PAUSE) -> None:
-        if target_batch < 1 or delete_batch < 1:
-            raise ValueError("batches must hold at least one target and one action")
+                 history_page: int = HISTORY_PAGE, pause: float = BATCH_PAUSE, rest: float = REST) -> None:
+        if target_batch < 1 or delete_batch < 1 or history_page < 1:
+            raise ValueError("batches and pages must hold at least one target and one action")
+        if pause < 0 or rest < 0:
+            raise ValueError("a rest cannot be negative")
         self.pool = pool
         self.target_batch = target_batch
         self.delete_batch = delete_batch
+        self.history_page = history_page
         self.pause = pause
+        self.rest = rest
         self.cluster_id = cluster_id
         self.default_max_age = default_max_age
         self.on_finished = on_finished
@@ -162,14 +172,34 @@ class RetentionRunner:
             report.operation_id, actions_removed=report.actions_removed,
             partitions_dropped=report.partitions_dropped, result=report.result, details=report.details())
 
-    async def _pause(self) -> None:
-        """Between two batches: the run yields the (two, shared) cores to decisions for a moment."""
-        if self.pause > 0:
-            await asyncio.sleep(self.pause)
+    async def _rest(self, *, since: float) -> None:
+        """After a batch that began at ``since`` (monotonic): sleep ``rest`` times as long as it took,
+        and at least ``pause``. A run then holds PostgreSQL and the cores for at most 1 / (1 + rest)
+        of its time (half, by default): on a small machine the decisions get the rest, and the run
+        takes longer instead."""
+        delay = max(self.pause, (time.monotonic() - since) * self.rest)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _targets_over_limits(self, *, now: datetime.datetime) -> AsyncIterator[list[TargetLimits]]:
+        """The targets with work, ``target_batch`` at a time, found by walking the history ids a
+        page (``history_page``) at a time, with a rest after each page."""
+        bounds = await self.repository.history_ids()
+        if bounds is None:
+            return
+        low, high = bounds
+        for first in range(low, high + 1, self.history_page):
+            started = time.monotonic()
+            targets = await self.repository.targets_over_limits(now=now, first=first,
+                                                                last=first + self.history_page - 1)
+            await self._rest(since=started)
+            for offset in range(0, len(targets), self.target_batch):
+                yield targets[offset:offset + self.target_batch]
 
     async def _compact_targets(self, report: RetentionReport, *, strategy: Strategy | None) -> None:
         """Plan each target with the pure planner, fetching ``target_batch`` targets' traces per query
-        and deleting ``delete_batch`` planned ids per statement, each its own short transaction."""
+        and deleting ``delete_batch`` planned ids per statement, each its own short transaction,
+        with a rest after each step."""
         now = report.now
         by_namespace: dict[str, int] = collections.Counter()
         by_strategy: dict[str, int] = collections.Counter()
@@ -177,17 +207,17 @@ class RetentionRunner:
         owner: dict[int, TargetLimits] = {}
 
         async def delete(ids: list[int]) -> None:
+            started = time.monotonic()
             removed = await self.repository.delete_traces(ids)
             for history_id, count in removed.items():
                 target = owner[history_id]
                 report.actions_removed += count
                 by_namespace[target.namespace] += count
                 by_strategy[(strategy or Strategy(target.compaction_strategy)).value] += count
-            await self._pause()
+            await self._rest(since=started)
 
-        targets = await self.repository.targets_over_limits(now=now)
-        for first in range(0, len(targets), self.target_batch):
-            batch = targets[first:first + self.target_batch]
+        async for batch in self._targets_over_limits(now=now):
+            started = time.monotonic()
             policies = [RetentionPolicy(max_actions=target.max_actions,
                                         max_age=datetime.timedelta(days=target.max_age_days),
                                         strategy=strategy or Strategy(target.compaction_strategy))
@@ -211,10 +241,10 @@ class RetentionRunner:
                 cutoff = now - policy.max_age
                 report.aged_out += sum(1 for trace in traces if trace.id in planned and trace.at < cutoff)
                 doomed.extend(sorted(planned))
-                while len(doomed) >= self.delete_batch:
-                    await delete(doomed[:self.delete_batch])
-                    del doomed[:self.delete_batch]
-            await self._pause()
+            await self._rest(since=started)
+            while len(doomed) >= self.delete_batch:
+                await delete(doomed[:self.delete_batch])
+                del doomed[:self.delete_batch]
         if doomed:
             await delete(doomed)
         report.removed_by_namespace = dict(by_namespace)
@@ -223,13 +253,14 @@ class RetentionRunner:
     async def _expire_untargeted(self, report: RetentionReport) -> None:
         before = report.now - self.default_max_age
         while True:
+            started = time.monotonic()
             removed = await self.repository.expire_untargeted(before=before, limit=self.delete_batch)
             report.untargeted_removed += removed
             report.aged_out += removed
             report.actions_removed += removed
             if removed < self.delete_batch:
                 return
-            await self._pause()
+            await self._rest(since=started)
 
     async def partition_max_age(self) -> datetime.timedelta:
         """The age beyond which no target of any cluster keeps anything."""

@@ -116,8 +116,17 @@ class RetentionRepository:
             """,
             self.cluster_id))
 
-    async def targets_over_limits(self, *, now: datetime.datetime) -> list[TargetLimits]:
-        """Targets over their count, or holding something past their age (one pass over the index)."""
+    async def history_ids(self) -> tuple[int, int] | None:
+        """The lowest and highest history id of this cluster (None: no history): the range a run
+        walks in pages."""
+        row = await self.pool.fetchrow(
+            "SELECT min(id) AS low, max(id) AS high FROM action_histories WHERE cluster_id = $1", self.cluster_id)
+        return None if row["low"] is None else (row["low"], row["high"])
+
+    async def targets_over_limits(self, *, now: datetime.datetime, first: int, last: int) -> list[TargetLimits]:
+        """Targets with history ids in ``first..last`` over their count, or holding something past
+        their age. A page of ids, not the whole table: over 10M actions one statement for every
+        target held a core for 17 s; a page's statement is short and the run rests between them."""
         rows = await self.pool.fetch(
             """
             SELECT h.id, h.max_actions, h.max_age_days, h.compaction_strategy, r.namespace, s.n
@@ -125,11 +134,11 @@ class RetentionRepository:
             JOIN LATERAL (
                 SELECT count(*) AS n, min(action_timestamp) AS oldest FROM resource_action_traces t
                 WHERE t.cluster_id = h.cluster_id AND t.action_history_id = h.id) AS s ON true
-            WHERE h.cluster_id = $1
+            WHERE h.cluster_id = $1 AND h.id BETWEEN $3 AND $4
               AND (s.n > h.max_actions OR s.oldest < $2::timestamptz - make_interval(days => h.max_age_days))
             ORDER BY h.id
             """,
-            self.cluster_id, now)
+            self.cluster_id, now, first, last)
         return [TargetLimits(history_id=row["id"], namespace=row["namespace"], max_actions=row["max_actions"],
                              max_age_days=row["max_age_days"], compaction_strategy=row["compaction_strategy"],
                              actions=row["n"])
