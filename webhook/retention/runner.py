@@ -8,16 +8,21 @@ A run:
 2. opens a ``retention_operations`` row (``running``);
 3. marks pattern examples from the detections' evidence (the trigger of migration 0003 does it
    as detections are written; this catches anything it could not see);
-4. per target that is over its ``max_actions`` or holds actions older than its
-   ``max_age_days``: loads its traces, plans with :func:`webhook.retention.plan.plan_deletions`
-   under the target's ``compaction_strategy`` (or the run's override), deletes the plan;
-5. deletes untargeted actions older than the default max age;
-6. creates the partitions of the current month and the next two, and drops the monthly
-   partitions lying entirely before the age cutoff. Partitions are shared by every cluster id in
-   the database, so the cutoff uses the longest ``max_age_days`` of any target (never less than
-   the default): a partition is dropped only when no target anywhere may still keep its rows.
-   DDL waits at most ``lock_timeout`` (2s) for the table lock, so a busy admission path is never
-   stalled; a partition that could not be dropped is retried on the next run;
+4. creates the partitions of the current month and the next two (attached, migration 0010: no
+   decision waits for it), so a decision's write never needs DDL;
+5. drops the monthly partitions lying entirely before the age cutoff, first, so their rows need
+   no per-row DELETE. Partitions are shared by every cluster id in the database, so the cutoff
+   uses the longest ``max_age_days`` of any target (never less than the default): a partition is
+   dropped only when no target anywhere may still keep its rows. Each is detached
+   ``CONCURRENTLY`` (writers go on), then dropped; a lock wait past its timeout gives up, and the
+   partition (perhaps left "detach pending") is finished on the next run;
+6. per target that is over its ``max_actions`` or holds actions older than its
+   ``max_age_days``: plans with :func:`webhook.retention.plan.plan_deletions` under the target's
+   ``compaction_strategy`` (or the run's override). Set-based and in bounded steps: targets with
+   work are found ``history_page`` history ids at a time, one query loads the traces of
+   ``target_batch`` of them, one DELETE removes up to ``delete_batch`` planned ids of any of
+   them; after each step the run rests ``rest`` times as long as the step took. Then untargeted
+   actions older than the default max age go, in the same steps;
 7. closes the row (``success`` or ``failure`` with the error in ``details``).
 
 Deleting a trace of the last 24h (possible only under ``oldest-first``/``effectiveness-based``
@@ -27,11 +32,13 @@ that expires; the copy is a cache of admitted history, so this errs on the side 
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import datetime
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -39,11 +46,21 @@ import asyncpg
 from webhook.retention import partitions
 from webhook.retention.plan import plan_deletions
 from webhook.retention.policy import DEFAULT_MAX_AGE, RetentionPolicy, Strategy, Trace
-from webhook.store.retention import RetentionRepository
+from webhook.store.retention import PartitionState, RetentionRepository, TargetLimits
 
 logger = logging.getLogger(__name__)
 
 PER_TARGET = "per-target"
+#: Targets whose traces one query fetches (a few hundred traces each at most maxActions 1000).
+TARGET_BATCH = 500
+#: Actions one DELETE removes: one short transaction, a bounded step of WAL and dead tuples.
+DELETE_BATCH = 5000
+#: History ids one search for targets with work covers (a short statement, not one for all).
+HISTORY_PAGE = 2000
+#: Seconds a run sleeps at least after each batch, so it never holds the cores for long...
+BATCH_PAUSE = 0.02
+#: ...and how long it rests after each batch, as a multiple of the time the batch took.
+REST = 1.0
 ALL_NAMESPACES = "all"
 
 
@@ -69,7 +86,7 @@ class RetentionReport:
     partitions_created: list[str] = dataclasses.field(default_factory=list)
     partitions_kept_busy: list[str] = dataclasses.field(default_factory=list)
     pattern_examples_marked: int = 0
-    partition_rows_dropped: int = 0   # rows still in dropped partitions (any cluster id); not in actions_removed
+    partition_rows_dropped: int = 0   # rows in dropped partitions, any cluster id (this one's are in actions_removed)
     error: str | None = None
 
     @property
@@ -95,8 +112,19 @@ class RetentionReport:
 class RetentionRunner:
     def __init__(self, pool: asyncpg.Pool, *, cluster_id: str,
                  default_max_age: datetime.timedelta = DEFAULT_MAX_AGE,
-                 on_finished: Callable[[RetentionReport], None] | None = None) -> None:
+                 on_finished: Callable[[RetentionReport], None] | None = None,
+                 target_batch: int = TARGET_BATCH, delete_batch: int = DELETE_BATCH,
+                 history_page: int = HISTORY_PAGE, pause: float = BATCH_PAUSE, rest: float = REST) -> None:
+        if target_batch < 1 or delete_batch < 1 or history_page < 1:
+            raise ValueError("batches and pages must hold at least one target and one action")
+        if pause < 0 or rest < 0:
+            raise ValueError("a rest cannot be negative")
         self.pool = pool
+        self.target_batch = target_batch
+        self.delete_batch = delete_batch
+        self.history_page = history_page
+        self.pause = pause
+        self.rest = rest
         self.cluster_id = cluster_id
         self.default_max_age = default_max_age
         self.on_finished = on_finished
@@ -131,9 +159,10 @@ class RetentionRunner:
         report.operation_id = await self.repository.open_operation(strategy=report.strategy)
         try:
             report.pattern_examples_marked = await self.repository.mark_pattern_examples()
+            await self._create_partitions(report)
+            await self._drop_expired_partitions(report)
             await self._compact_targets(report, strategy=strategy)
             await self._expire_untargeted(report)
-            await self._maintain_partitions(report)
             report.result = "success"
         except Exception as exc:
             logger.exception("retention run failed")
@@ -143,55 +172,130 @@ class RetentionRunner:
             report.operation_id, actions_removed=report.actions_removed,
             partitions_dropped=report.partitions_dropped, result=report.result, details=report.details())
 
+    async def _rest(self, *, since: float) -> None:
+        """After a batch that began at ``since`` (monotonic): sleep ``rest`` times as long as it took,
+        and at least ``pause``. A run then holds PostgreSQL and the cores for at most 1 / (1 + rest)
+        of its time (half, by default): on a small machine the decisions get the rest, and the run
+        takes longer instead."""
+        delay = max(self.pause, (time.monotonic() - since) * self.rest)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _targets_over_limits(self, *, now: datetime.datetime) -> AsyncIterator[list[TargetLimits]]:
+        """The targets with work, ``target_batch`` at a time, found by walking the history ids a
+        page (``history_page``) at a time, with a rest after each page."""
+        bounds = await self.repository.history_ids()
+        if bounds is None:
+            return
+        low, high = bounds
+        for first in range(low, high + 1, self.history_page):
+            started = time.monotonic()
+            targets = await self.repository.targets_over_limits(now=now, first=first,
+                                                                last=first + self.history_page - 1)
+            await self._rest(since=started)
+            for offset in range(0, len(targets), self.target_batch):
+                yield targets[offset:offset + self.target_batch]
+
     async def _compact_targets(self, report: RetentionReport, *, strategy: Strategy | None) -> None:
+        """Plan each target with the pure planner, fetching ``target_batch`` targets' traces per query
+        and deleting ``delete_batch`` planned ids per statement, each its own short transaction,
+        with a rest after each step."""
         now = report.now
         by_namespace: dict[str, int] = collections.Counter()
         by_strategy: dict[str, int] = collections.Counter()
-        for target in await self.repository.targets_over_limits(now=now):
-            policy = RetentionPolicy(
-                max_actions=target.max_actions,
-                max_age=datetime.timedelta(days=target.max_age_days),
-                strategy=strategy or Strategy(target.compaction_strategy),
-            )
-            traces = [Trace(id=kept.id, at=kept.at, action_type=kept.action_type, effectiveness=kept.score,
-                            is_pattern_example=kept.is_pattern_example)
-                      for kept in await self.repository.traces(target.history_id)]
-            doomed = plan_deletions(traces, policy=policy, now=now)
-            report.targets_examined += 1
-            if not doomed:
-                continue
-            cutoff = now - policy.max_age
-            report.aged_out += sum(1 for trace in traces if trace.id in doomed and trace.at < cutoff)
-            removed = await self.repository.delete_traces(target.history_id, sorted(doomed))
-            report.actions_removed += removed
-            by_namespace[target.namespace] += removed
-            by_strategy[policy.strategy.value] += removed
+        doomed: list[int] = []
+        owner: dict[int, TargetLimits] = {}
+
+        async def delete(ids: list[int]) -> None:
+            started = time.monotonic()
+            removed = await self.repository.delete_traces(ids)
+            for history_id, count in removed.items():
+                target = owner[history_id]
+                report.actions_removed += count
+                by_namespace[target.namespace] += count
+                by_strategy[(strategy or Strategy(target.compaction_strategy)).value] += count
+            await self._rest(since=started)
+
+        async for batch in self._targets_over_limits(now=now):
+            started = time.monotonic()
+            policies = [RetentionPolicy(max_actions=target.max_actions,
+                                        max_age=datetime.timedelta(days=target.max_age_days),
+                                        strategy=strategy or Strategy(target.compaction_strategy))
+                        for target in batch]
+            # A target within its count can lose only what is past its age (removing rows cannot
+            # bring it over), so the planner is given just those: the same plan from a few rows
+            # instead of the whole history.
+            traced = await self.repository.traces(
+                [target.history_id for target in batch],
+                before=[None if target.actions > policy.max_actions else now - policy.max_age
+                        for target, policy in zip(batch, policies, strict=True)])
+            for target, policy in zip(batch, policies, strict=True):
+                traces = [Trace(id=kept.id, at=kept.at, action_type=kept.action_type, effectiveness=kept.score,
+                                is_pattern_example=kept.is_pattern_example)
+                          for kept in traced.get(target.history_id, [])]
+                planned = plan_deletions(traces, policy=policy, now=now)
+                report.targets_examined += 1
+                if not planned:
+                    continue
+                owner[target.history_id] = target
+                cutoff = now - policy.max_age
+                report.aged_out += sum(1 for trace in traces if trace.id in planned and trace.at < cutoff)
+                doomed.extend(sorted(planned))
+            await self._rest(since=started)
+            while len(doomed) >= self.delete_batch:
+                await delete(doomed[:self.delete_batch])
+                del doomed[:self.delete_batch]
+        if doomed:
+            await delete(doomed)
         report.removed_by_namespace = dict(by_namespace)
         report.removed_by_strategy = dict(by_strategy)
 
     async def _expire_untargeted(self, report: RetentionReport) -> None:
-        removed = await self.repository.expire_untargeted(before=report.now - self.default_max_age)
-        report.untargeted_removed = removed
-        report.aged_out += removed
-        report.actions_removed += removed
+        before = report.now - self.default_max_age
+        while True:
+            started = time.monotonic()
+            removed = await self.repository.expire_untargeted(before=before, limit=self.delete_batch)
+            report.untargeted_removed += removed
+            report.aged_out += removed
+            report.actions_removed += removed
+            if removed < self.delete_batch:
+                return
+            await self._rest(since=started)
 
     async def partition_max_age(self) -> datetime.timedelta:
         """The age beyond which no target of any cluster keeps anything."""
         longest = await self.repository.longest_max_age_days()
         return max(self.default_max_age, datetime.timedelta(days=longest or 0))
 
-    async def _maintain_partitions(self, report: RetentionReport) -> None:
+    async def _create_partitions(self, report: RetentionReport) -> None:
+        """This month and the next ``MONTHS_AHEAD``, so no decision's write finds its month missing."""
         for month in partitions.months_to_create(report.now):
             name = partitions.partition_name(month)
-            if await self.repository.ensure_partition(month, name=name):
+            try:
+                created = await self.repository.ensure_partition(month, name=name)
+            except asyncpg.LockNotAvailableError:
+                logger.warning("retention: partition %s not created (lock busy), trying on the next run", name)
+                report.partitions_kept_busy.append(name)
+                continue
+            if created:
                 report.partitions_created.append(name)
+
+    async def _drop_expired_partitions(self, report: RetentionReport) -> None:
+        """Drop whole the months past every target's max age, before any per-target work: their rows
+        then need no DELETE (and leave no dead tuples for autovacuum). Their rows of this cluster
+        count as removed and aged out, but under no strategy or namespace (no target chose them).
+        A detach left pending by an earlier run goes first: a table may have only one."""
         max_age = await self.partition_max_age()
-        for name in partitions.partitions_to_drop(await self.repository.partitions(), now=report.now,
-                                                  max_age=max_age):
-            rows = await self.repository.drop_partition(name)
-            if rows is None:
+        tables = {table.name: table for table in await self.repository.partitions()}
+        doomed = partitions.partitions_to_drop(tables, now=report.now, max_age=max_age)
+        doomed.sort(key=lambda name: tables[name].state is not PartitionState.DETACH_PENDING)
+        for name in doomed:
+            dropped = await self.repository.drop_partition(tables[name])
+            if dropped is None:
                 logger.warning("retention: partition %s busy, dropping it on the next run", name)
                 report.partitions_kept_busy.append(name)
                 continue
             report.partitions_dropped.append(name)
-            report.partition_rows_dropped += rows
+            report.partition_rows_dropped += dropped.rows
+            report.actions_removed += dropped.ours
+            report.aged_out += dropped.ours

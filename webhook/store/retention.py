@@ -7,16 +7,42 @@ and deletes what it is told, so the store layer keeps every statement on the his
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime
+import enum
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
 
-#: How long a partition drop waits for its table lock: a busy admission path is never stalled.
+#: How long partition DDL waits for a table lock before giving up until the next run.
 DDL_LOCK_TIMEOUT = "2s"
+#: How long a detach waits, mostly for the transactions already using the parent to end. Nothing
+#: queues behind that wait (see ``drop_partition``), so it may be longer; past it the partition is
+#: left pending and finalized on the next run.
+DETACH_LOCK_TIMEOUT = "30s"
+
+
+class PartitionState(str, enum.Enum):
+    ATTACHED = "attached"
+    DETACH_PENDING = "detach-pending"   # a DETACH ... CONCURRENTLY stopped half-way
+    DETACHED = "detached"               # detached, not yet dropped
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PartitionTable:
+    name: str
+    state: PartitionState
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DroppedRows:
+    """The rows a dropped partition still held: all of them, and this cluster's."""
+
+    rows: int
+    ours: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -28,6 +54,7 @@ class TargetLimits:
     max_actions: int
     max_age_days: int
     compaction_strategy: str
+    actions: int          # how many traces it holds now
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -89,70 +116,149 @@ class RetentionRepository:
             """,
             self.cluster_id))
 
-    async def targets_over_limits(self, *, now: datetime.datetime) -> list[TargetLimits]:
-        """Targets over their count, or holding something past their age (one pass over the index)."""
+    async def history_ids(self) -> tuple[int, int] | None:
+        """The lowest and highest history id of this cluster (None: no history): the range a run
+        walks in pages."""
+        row = await self.pool.fetchrow(
+            "SELECT min(id) AS low, max(id) AS high FROM action_histories WHERE cluster_id = $1", self.cluster_id)
+        return None if row["low"] is None else (row["low"], row["high"])
+
+    async def targets_over_limits(self, *, now: datetime.datetime, first: int, last: int) -> list[TargetLimits]:
+        """Targets with history ids in ``first..last`` over their count, or holding something past
+        their age. A page of ids, not the whole table: over 10M actions one statement for every
+        target held a core for 17 s; a page's statement is short and the run rests between them."""
         rows = await self.pool.fetch(
             """
-            SELECT h.id, h.max_actions, h.max_age_days, h.compaction_strategy, r.namespace
+            SELECT h.id, h.max_actions, h.max_age_days, h.compaction_strategy, r.namespace, s.n
             FROM action_histories h JOIN resource_references r ON r.id = h.resource_id
             JOIN LATERAL (
                 SELECT count(*) AS n, min(action_timestamp) AS oldest FROM resource_action_traces t
                 WHERE t.cluster_id = h.cluster_id AND t.action_history_id = h.id) AS s ON true
-            WHERE h.cluster_id = $1
+            WHERE h.cluster_id = $1 AND h.id BETWEEN $3 AND $4
               AND (s.n > h.max_actions OR s.oldest < $2::timestamptz - make_interval(days => h.max_age_days))
             ORDER BY h.id
             """,
-            self.cluster_id, now)
+            self.cluster_id, now, first, last)
         return [TargetLimits(history_id=row["id"], namespace=row["namespace"], max_actions=row["max_actions"],
-                             max_age_days=row["max_age_days"], compaction_strategy=row["compaction_strategy"])
+                             max_age_days=row["max_age_days"], compaction_strategy=row["compaction_strategy"],
+                             actions=row["n"])
                 for row in rows]
 
-    async def traces(self, history_id: int) -> list[KeptTrace]:
+    async def traces(self, history_ids: Sequence[int], *,
+                     before: Sequence[datetime.datetime | None]) -> dict[int, list[KeptTrace]]:
+        """The traces of many targets in one query (issue 15: one query per target was 100,000 round
+        trips over 10M actions), by history id; a target with none is absent. ``before`` holds one
+        bound per target: only its traces older than that (None: all of them), an index range
+        that reads no more than those rows."""
         rows = await self.pool.fetch(
-            "SELECT id, action_timestamp, action_type, effectiveness_score::float8 AS score, is_pattern_example"
-            " FROM resource_action_traces WHERE cluster_id = $1 AND action_history_id = $2",
-            self.cluster_id, history_id)
-        return [KeptTrace(id=row["id"], at=row["action_timestamp"], action_type=row["action_type"],
-                          score=row["score"], is_pattern_example=row["is_pattern_example"]) for row in rows]
+            """
+            SELECT t.action_history_id, t.id, t.action_timestamp, t.action_type,
+                   t.effectiveness_score::float8 AS score, t.is_pattern_example
+            FROM unnest($2::bigint[], $3::timestamptz[]) AS k (history_id, before)
+            JOIN resource_action_traces t ON t.cluster_id = $1 AND t.action_history_id = k.history_id
+             AND t.action_timestamp < k.before
+            """,
+            self.cluster_id, list(history_ids),
+            [bound or datetime.datetime.max.replace(tzinfo=datetime.timezone.utc) for bound in before])
+        found: dict[int, list[KeptTrace]] = {}
+        for row in rows:
+            found.setdefault(row["action_history_id"], []).append(
+                KeptTrace(id=row["id"], at=row["action_timestamp"], action_type=row["action_type"],
+                          score=row["score"], is_pattern_example=row["is_pattern_example"]))
+        return found
 
-    async def delete_traces(self, history_id: int, ids: Sequence[int]) -> int:
-        return _count(await self.pool.execute(
-            "DELETE FROM resource_action_traces WHERE cluster_id = $1 AND action_history_id = $2"
-            " AND id = ANY($3::bigint[])",
-            self.cluster_id, history_id, sorted(ids)))
+    async def delete_traces(self, ids: Sequence[int]) -> collections.Counter[int]:
+        """Delete these traces (of any of this cluster's targets) in one statement, its own short
+        transaction; how many went, by history id. The caller bounds ``len(ids)``, so each delete's
+        WAL and dead tuples come in small steps that autovacuum keeps up with."""
+        rows = await self.pool.fetch(
+            "DELETE FROM resource_action_traces WHERE cluster_id = $1 AND id = ANY($2::bigint[])"
+            " RETURNING action_history_id",
+            self.cluster_id, sorted(ids))
+        return collections.Counter(row["action_history_id"] for row in rows)
 
-    async def expire_untargeted(self, *, before: datetime.datetime) -> int:
+    async def expire_untargeted(self, *, before: datetime.datetime, limit: int) -> int:
+        """Delete at most ``limit`` untargeted actions older than ``before``; the caller repeats
+        until none is left, so no single statement holds a month of rows."""
         return _count(await self.pool.execute(
-            "DELETE FROM resource_action_traces WHERE cluster_id = $1 AND action_history_id IS NULL"
-            " AND action_timestamp < $2", self.cluster_id, before))
+            "DELETE FROM resource_action_traces WHERE cluster_id = $1 AND id = ANY(ARRAY("
+            " SELECT id FROM resource_action_traces WHERE cluster_id = $1 AND action_history_id IS NULL"
+            " AND action_timestamp < $2 LIMIT $3)) AND action_history_id IS NULL AND action_timestamp < $2",
+            self.cluster_id, before, limit))
 
     async def longest_max_age_days(self) -> int | None:
         """The longest ``max_age_days`` of any target of any cluster (partitions are shared)."""
         return await self.pool.fetchval("SELECT max(max_age_days) FROM action_histories")
 
-    async def ensure_partition(self, month: datetime.date, *, name: str) -> bool:
-        """Create the partition of ``month`` (named ``name``) unless it exists; True when created."""
+    async def ensure_partition(self, month: datetime.datetime, *, name: str) -> bool:
+        """Create and attach the partition of ``month`` (named ``name``) unless it is attached; True
+        when this call made it. ``sg_ensure_partition`` (migration 0010) attaches a plain table:
+        SHARE UPDATE EXCLUSIVE on the parent, which no insert or read waits for. Raises
+        ``asyncpg.LockNotAvailableError`` past ``DDL_LOCK_TIMEOUT`` (another DDL, an ANALYZE of the
+        parent); the next run tries again, months before the partition is needed."""
         async with self.pool.acquire() as connection:
-            if await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
+            if await connection.fetchval(_ATTACHED, name):
                 return False
-            await connection.execute("SELECT sg_ensure_partition($1)", month)
+            async with connection.transaction():
+                await connection.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+                await connection.execute("SELECT sg_ensure_partition($1)", month)
             return True
 
-    async def partitions(self) -> list[str]:
+    async def partitions(self) -> list[PartitionTable]:
+        """Every table named like a month of the traces: attached, pending detach, or detached and
+        not yet dropped (a run stopped between the two)."""
         rows = await self.pool.fetch(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = 'resource_action_traces'::regclass")
-        return [row["relname"] for row in rows]
+            """
+            SELECT c.relname, i.inhdetachpending FROM pg_class c
+            LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND i.inhparent = 'resource_action_traces'::regclass
+            WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace
+              AND c.relname ~ '^resource_action_traces_[0-9]{4}_[0-9]{2}$'
+            """)
+        return [PartitionTable(name=row["relname"],
+                               state=PartitionState.DETACHED if row["inhdetachpending"] is None
+                               else PartitionState.DETACH_PENDING if row["inhdetachpending"]
+                               else PartitionState.ATTACHED)
+                for row in rows]
 
-    async def drop_partition(self, name: str) -> int | None:
-        """Drop one partition (a name from ``partitions``); the rows it still held, or None when its
-        table lock was busy past ``DDL_LOCK_TIMEOUT`` (retried on the next run)."""
+    async def drop_partition(self, table: PartitionTable) -> DroppedRows | None:
+        """Detach one month (a table from ``partitions``) without blocking writers, then drop it.
+
+        ``DETACH PARTITION ... CONCURRENTLY`` takes SHARE UPDATE EXCLUSIVE on the parent (inserts
+        and reads go on), marks the partition pending, commits, and then waits for every
+        transaction that was using the parent to end: a decision's write or read in flight, never
+        a later one. Queries planned after that first step no longer see the partition, so its
+        final step's ACCESS EXCLUSIVE on the partition queues no decision. A detach stopped
+        half-way (lock timeout, cancel, crash) leaves the partition pending; the next run
+        completes it with ``FINALIZE``. The detached table is then a plain table: counting its
+        rows and dropping it touch nothing else (migration 0010 removed the foreign key whose
+        triggers made the drop lock ``action_histories``).
+
+        Returns the rows the table still held, or None when a wait ran past its timeout (retried
+        on the next run).
+        """
+        quoted = f'"{table.name}"'
         async with self.pool.acquire() as connection:
             try:
+                if table.state is not PartitionState.DETACHED:
+                    step = "FINALIZE" if table.state is PartitionState.DETACH_PENDING else "CONCURRENTLY"
+                    # Outside any transaction block (CONCURRENTLY runs two transactions of its own).
+                    await connection.execute(f"SET lock_timeout = '{DETACH_LOCK_TIMEOUT}'")
+                    try:
+                        await connection.execute(f"ALTER TABLE resource_action_traces DETACH PARTITION {quoted} {step}")
+                    finally:
+                        await connection.execute("RESET lock_timeout")
                 async with connection.transaction():
                     await connection.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
-                    rows = await connection.fetchval(f'SELECT count(*) FROM "{name}"')
-                    await connection.execute(f'DROP TABLE IF EXISTS "{name}"')
-            except asyncpg.LockNotAvailableError:
+                    row = await connection.fetchrow(
+                        f"SELECT count(*) AS rows, count(*) FILTER (WHERE cluster_id = $1) AS ours FROM {quoted}",
+                        self.cluster_id)
+                    await connection.execute(f"DROP TABLE {quoted}")
+            except (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError, TimeoutError):
+                # A lock wait past its timeout, or a statement or command timeout of the pool:
+                # nothing was dropped, and a detach cut off half-way is finalized next run.
                 return None
-        return int(rows)
+        return DroppedRows(rows=int(row["rows"]), ours=int(row["ours"]))
+
+
+_ATTACHED = ("SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass($1)"
+             " AND inhparent = 'resource_action_traces'::regclass)")
