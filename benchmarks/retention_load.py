@@ -1,5 +1,6 @@
-"""Part ``retention-load``: decisions while a retention run (and an effectiveness refresh) works
-through the seeded history (issue 15: "background work never stalls decisions").
+"""Part ``retention-load``: decisions while the background jobs (retention, the effectiveness
+refresh, the summaries, the outbox drain) work on the seeded history (issue 15: "background work
+never stalls decisions").
 
 Uses the ``history`` part's seeded database (same ``--seed-*`` options, ``--reuse-seed``). A fresh
 seed holds nothing past its max age, and each run removes what it finds, so before the gate starts
@@ -8,11 +9,28 @@ the part adds ``--expired-share`` of the seed's actions dated just past the defa
 lying wholly before the cutoff is dropped.
 
 The gate runs with its own retention and effectiveness jobs off, so nothing runs at a time of its
-choosing. One open-loop attack runs throughout: ``--quiet-seconds`` of baseline, one retention run
-as the gate's job runs it (``RetentionRunner`` on a batch pool), ``--quiet-seconds`` after, then one
-``EffectivenessService.refresh`` and ``--quiet-seconds`` more. The jobs run in a child process of
-their own: in the driver they would share its interpreter with the thread that feeds vegeta, and a
-busy run would lower the offered rate instead of showing up as latency.
+choosing. One open-loop attack runs throughout: ``--quiet-seconds`` of baseline, then each job
+followed by ``--quiet-seconds``:
+
+* one retention run as the gate's job runs it (``RetentionRunner`` on a batch pool);
+* one ``EffectivenessService.refresh``;
+* a summaries run: ``Summariser.run_pass`` as the leader's loop calls it (no pause while behind),
+  from no cursor (a new leader on a large history), for ``--summary-seconds``. It writes to no API
+  server: its writer gets a client that takes every write at once (:class:`_AcceptingKube`), so the
+  phase measures the summariser's PostgreSQL work (its writes keep their real pacing);
+* an outbox drain: ``--outbox-entries`` decisions queued as the outage path queues them
+  (``HistoryStore.remember`` with PostgreSQL marked down, onto the Redis stream every replica
+  shares) and drained by the gate itself at its store upkeep. The harness pushes them, as another
+  replica would: the draining gate never saw PostgreSQL down, so its decisions do not read the
+  waiting entries meanwhile (a replica that pushed during a real outage does, until it sees the
+  stream empty). The phase runs from the first push until the stream is empty (or
+  ``--outbox-timeout``).
+
+The jobs run in a child process of their own (the drain excepted, which is the gate's): in the
+driver they would share its interpreter with the thread that feeds vegeta, and a busy run would
+lower the offered rate instead of showing up as latency. In the gate, the retention, refresh and
+summaries share the event loop with decisions; here they do not, so Python work they do is not
+counted against decisions.
 
 The attack is cut into 1-second windows; each phase reports its worst second (p99 and max). Every
 window is written to ``--retention-out``/``seconds.csv``.
