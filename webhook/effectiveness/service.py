@@ -7,12 +7,14 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from webhook.effectiveness.aggregate import Aggregate, Scope, ScoredAction, aggregate, aggregate_all
+from webhook.effectiveness.aggregate import Aggregate, Scope, ScoredAction, aggregate
 from webhook.effectiveness.model import Assessment
+from webhook.effectiveness.stats import summary_of
 from webhook.store.effectiveness import (
     AggregateRow,
     AssessedAction,
     EffectivenessRepository,
+    GroupMoments,
     ScoredTrace,
     Scoring,
 )
@@ -61,12 +63,25 @@ class EffectivenessService:
 
     async def refresh(self, *, now: datetime.datetime,
                       period: datetime.timedelta = DEFAULT_PERIOD) -> list[Aggregate]:
-        """Every scope, stored: what the periodic job runs."""
+        """Every scope, stored: what the periodic job runs, in the gate's own event loop. So the
+        samples are summed up in PostgreSQL (one statement, a few rows back) instead of being
+        carried here and grouped in Python, which held the loop, and every decision, for as long
+        as it took; the results are :func:`aggregate_all`'s (``test_effectiveness_refresh``)."""
         since = now - period
-        results = aggregate_all(scored_actions(await self.repository.scored(since=since, until=now)))
+        results = aggregates_of(await self.repository.moments(since=since, until=now))
         await self.repository.store_aggregates(rows_of(results), period_start=since, period_end=now,
                                                computed_at=now)
         return results
+
+
+def aggregates_of(groups: Sequence[GroupMoments]) -> list[Aggregate]:
+    """The aggregates of summed-up groups, in :func:`aggregate_all`'s order (scope, then value, then type)."""
+    order = {scope.scope_type: index for index, scope in enumerate(Scope)}
+    scopes = {scope.scope_type: scope for scope in Scope}
+    return [Aggregate(scope=scopes[g.scope_type], scope_value=g.scope_value, action_type=g.action_type,
+                      summary=summary_of(sample_size=g.sample_size, mean=g.mean, stddev=g.stddev,
+                                         older_mean=g.older_mean, newer_mean=g.newer_mean))
+            for g in sorted(groups, key=lambda g: (order[g.scope_type], g.scope_value, g.action_type))]
 
 
 def scoring(assessment: Assessment) -> Scoring:

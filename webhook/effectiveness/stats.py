@@ -111,3 +111,30 @@ def summarise(samples: Sequence[Sample]) -> Summary:
     lower, upper = confidence_interval(scores)
     return Summary(sample_size=len(scores), mean=sum(scores) / len(scores), ci_lower=lower, ci_upper=upper,
                    trend=trend(samples))
+
+
+def trend_of(*, sample_size: int, older_mean: float | None, newer_mean: float | None) -> Trend:
+    """:func:`trend` from the means of the older and newer halves, as PostgreSQL computes them."""
+    if sample_size < TREND_MIN_SAMPLES or older_mean is None or newer_mean is None:
+        return Trend.STABLE
+    delta = newer_mean - older_mean
+    if delta >= TREND_THRESHOLD - _EPSILON:
+        return Trend.IMPROVING
+    if delta <= -TREND_THRESHOLD + _EPSILON:
+        return Trend.DECLINING
+    return Trend.STABLE
+
+
+def summary_of(*, sample_size: int, mean: float, stddev: float | None, older_mean: float | None,
+               newer_mean: float | None) -> Summary:
+    """:func:`summarise` from a group's moments (count, mean, sample standard deviation, the means
+    of its older and newer halves): what the refresh gets from PostgreSQL instead of every sample."""
+    if sample_size < 1:
+        raise ValueError("no samples")
+    if sample_size == 1 or stddev is None:
+        lower, upper = 0.0, 1.0
+    else:
+        half = t_critical(sample_size - 1) * stddev / math.sqrt(sample_size)
+        lower, upper = _clamp(mean - half), _clamp(mean + half)
+    return Summary(sample_size=sample_size, mean=mean, ci_lower=lower, ci_upper=upper,
+                   trend=trend_of(sample_size=sample_size, older_mean=older_mean, newer_mean=newer_mean))

@@ -86,6 +86,51 @@ class ScoredTrace:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class GroupMoments:
+    """One (scope, scope value, action type) group of assessed actions, as PostgreSQL sums it up:
+    enough for the mean, the confidence interval and the trend without moving a single sample."""
+
+    scope_type: str
+    scope_value: str
+    action_type: str
+    sample_size: int
+    mean: float
+    stddev: float | None
+    older_mean: float | None  # the older half by (time, id); the middle sample of an odd count in neither
+    newer_mean: float | None
+
+
+# Each assessed action counts once in each scope it has a value for (the scopes of
+# ``webhook.effectiveness.aggregate``). Scores are rounded as ``as_score`` rounds them, in numeric,
+# so the sums are exact.
+_MOMENTS = """
+WITH scored AS (
+    SELECT action_timestamp, id, round(effectiveness_score::numeric, 6) AS score, action_type,
+           namespace, alert_name, model_used
+    FROM resource_action_traces
+    WHERE cluster_id = $1 AND effectiveness_score IS NOT NULL
+      AND action_timestamp >= $2 AND action_timestamp <= $3
+), scoped AS (
+    SELECT s.action_timestamp, s.id, s.score, s.action_type, v.scope_type, v.scope_value
+    FROM scored s CROSS JOIN LATERAL (VALUES ('action_type', 'global'), ('namespace', s.namespace),
+                                             ('alert', s.alert_name), ('model', s.model_used)) AS v(scope_type, scope_value)
+    WHERE v.scope_value <> ''
+), ranked AS (
+    SELECT scope_type, scope_value, action_type, score,
+           row_number() OVER (PARTITION BY scope_type, scope_value, action_type ORDER BY action_timestamp, id) AS rn,
+           count(*) OVER (PARTITION BY scope_type, scope_value, action_type) AS n
+    FROM scoped
+)
+SELECT scope_type, scope_value, action_type, count(*) AS n, avg(score)::float8 AS mean,
+       stddev_samp(score)::float8 AS stddev,
+       avg(score) FILTER (WHERE rn <= n / 2)::float8 AS older_mean,
+       avg(score) FILTER (WHERE rn > n - n / 2)::float8 AS newer_mean
+FROM ranked
+GROUP BY scope_type, scope_value, action_type
+"""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class AggregateRow:
     """One row of ``action_effectiveness_metrics``."""
 
@@ -156,6 +201,15 @@ class EffectivenessRepository:
         )
         return [ScoredTrace(at=row["action_timestamp"], score=as_score(row["score"]), action_type=row["action_type"],
                             namespace=row["namespace"], alert_name=row["alert_name"], model_used=row["model_used"])
+                for row in rows]
+
+    async def moments(self, *, since: datetime.datetime, until: datetime.datetime) -> list[GroupMoments]:
+        """Every scope's groups of the actions assessed and taken in [since, until], summed up in
+        PostgreSQL: a few rows per action type and scope value, however many actions were assessed."""
+        rows = await self.pool.fetch(_MOMENTS, self.cluster_id, since, until)
+        return [GroupMoments(scope_type=row["scope_type"], scope_value=row["scope_value"],
+                             action_type=row["action_type"], sample_size=row["n"], mean=row["mean"],
+                             stddev=row["stddev"], older_mean=row["older_mean"], newer_mean=row["newer_mean"])
                 for row in rows]
 
     async def store_aggregates(self, rows: Sequence[AggregateRow], *, period_start: datetime.datetime,

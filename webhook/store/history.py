@@ -232,14 +232,13 @@ class HistoryStore:
         events = await self._read("target", target.key, since=since, now=now, gaps=gaps,
                                   load=lambda horizon: self.postgres.target_events(target, since=horizon))
         # by key: a reader that names the target without its apiVersion (an MCP tool) sees the same events
-        return await self._with_pending(events, since=since,
-                                        keep=lambda e: e.target is not None and e.target.key == target.key)
+        return await self._with_pending(events, since=since, target_key=target.key)
 
     async def actor_events(self, actor: str, *, since: datetime.datetime, now: datetime.datetime,
                            gaps: set[Gap] | None = None) -> list[ActionEvent]:
         events = await self._read("actor", actor, since=since, now=now, gaps=gaps,
                                   load=lambda horizon: self.postgres.actor_events(actor, since=horizon))
-        return await self._with_pending(events, since=since, keep=lambda e: e.actor == actor)
+        return await self._with_pending(events, since=since, actor=actor)
 
     async def _read(self, kind: str, name: str, *, since: datetime.datetime, now: datetime.datetime,
                     gaps: set[Gap] | None,
@@ -287,13 +286,16 @@ class HistoryStore:
         raise StoresUnavailable("postgres and redis are both unavailable")
 
     async def _with_pending(self, events: list[ActionEvent], *, since: datetime.datetime,
-                            keep: Callable[[ActionEvent], bool]) -> list[ActionEvent]:
+                            target_key: str | None = None, actor: str | None = None) -> list[ActionEvent]:
         """Add admitted actions that wait in the outbox: history the database has not seen yet."""
         if self.outbox is None or (self.postgres_up and not self.outbox_pending):
             return events
         known = {event.uid for event in events}
-        pending = [e.event for e in await self.outbox.pending()
-                   if e.record and e.event.uid not in known and e.event.at > since and keep(e.event)]
+        pending = []
+        for entry in await self.outbox.waiting(target_key=target_key, actor=actor):
+            if entry.record and entry.event.uid not in known and entry.event.at > since:
+                known.add(entry.event.uid)
+                pending.append(entry.event)
         return sorted([*events, *pending], key=lambda event: event.at) if pending else events
 
     async def restrictions(self, *, scopes: Sequence[RestrictionScope], actor: str | None, now: datetime.datetime,

@@ -4,15 +4,24 @@ Two places, in order of preference: a Redis stream shared by every replica, and 
 is down too, a local append-only spool file that is fsync'd before the admission response
 goes out. The drain replays both, oldest first; ``PostgresStore.write_effects`` is
 idempotent by request uid, so an entry replayed twice still lands once.
+
+While entries wait, every decision asks for those of its target and actor (``waiting``). The
+stream can hold tens of thousands of entries after an outage, and reading and parsing all of them
+for every decision saturated Redis and the gate (issue 15), so each process keeps a view of the
+stream by target and actor and reads only the entries added since its last look. The drain goes in
+bounded batches, deletes each batch in one round trip, and rests between batches as long as the
+batch took, so at most about half of the gate's time goes to it while decisions keep coming.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
 import pathlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import cast
 
@@ -34,12 +43,40 @@ def _parse(raw: str) -> Effects | str:
         return f"unreadable outbox entry: {type(exc).__name__}: {exc}"
 
 
+#: Entries read per XRANGE, by the drain and by the view alike: one reply stays small.
+BATCH = 200
+
+
+@dataclasses.dataclass
+class _View:
+    """The entries of the stream this process has read, by target key and by actor. Entries the
+    drain has since written stay in it until the stream is seen empty: a reader drops events
+    PostgreSQL already returned by uid, so an entry seen twice counts once."""
+
+    last_id: str = "0-0"
+    by_target: dict[str, list[Effects]] = dataclasses.field(default_factory=dict)
+    by_actor: dict[str, list[Effects]] = dataclasses.field(default_factory=dict)
+
+    def add(self, effects: Effects) -> None:
+        event = effects.event
+        if event.target is not None:
+            self.by_target.setdefault(event.target.key, []).append(effects)
+        self.by_actor.setdefault(event.actor, []).append(effects)
+
+
 class Outbox:
-    def __init__(self, *, redis: aioredis.Redis | None, stream: str, spool: pathlib.Path) -> None:
+    def __init__(self, *, redis: aioredis.Redis | None, stream: str, spool: pathlib.Path,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        """``clock`` and ``sleep`` pace the drain (parameters so a test can see the rests without waiting)."""
         self.redis = redis
         self.stream = stream
         self.spool = spool
         self._spool_lock = asyncio.Lock()
+        self._clock = clock
+        self._sleep = sleep
+        self._view = _View()
+        self._view_lock = asyncio.Lock()
 
     async def push(self, effects: Effects, *, redis_ok: bool = True) -> str:
         """Keep ``effects`` durably; returns where: ``redis`` or ``spool``."""
@@ -73,22 +110,60 @@ class Outbox:
                 pass
         return [entry for entry in map(_parse, raw) if not isinstance(entry, str)]
 
+    async def waiting(self, *, target_key: str | None = None, actor: str | None = None) -> list[Effects]:
+        """What waits for this target (by key) or this actor, oldest first: the spool's entries and
+        the stream's, the latter from the view after reading only what was added since the last look."""
+        spooled = [entry for entry in map(_parse, await self._spool_lines()) if not isinstance(entry, str)]
+        found = [e for e in spooled if _concerns(e, target_key=target_key, actor=actor)]
+        if self.redis is not None:
+            try:
+                await self._catch_up()
+            except (aioredis.RedisError, OSError):
+                pass  # what the view already holds still counts
+            view = self._view
+            found.extend(view.by_target.get(target_key, []) if target_key is not None else
+                         view.by_actor.get(actor, []) if actor is not None else [])
+        return found
+
+    async def _catch_up(self) -> None:
+        assert self.redis is not None
+        async with self._view_lock:  # concurrent decisions share one read of what is new
+            while True:
+                entries = cast("list[tuple[str, dict[str, str]]]", await self.redis.xrange(
+                    self.stream, f"({self._view.last_id}", "+", count=BATCH))
+                for entry_id, fields in entries:
+                    entry = _parse(fields.get("effects", ""))
+                    if not isinstance(entry, str):
+                        self._view.add(entry)
+                    self._view.last_id = entry_id
+                if len(entries) < BATCH:
+                    return
+
+    def forget_view(self) -> None:
+        """The stream was seen empty: nothing the view holds still waits."""
+        self._view = _View(last_id=self._view.last_id)
+
     async def depth(self) -> int:
         depth = len(await self._spool_lines())
         if self.redis is not None:
             try:
-                depth += await self.redis.xlen(self.stream)
+                stream = await self.redis.xlen(self.stream)
             except (aioredis.RedisError, OSError):
-                pass
+                return depth
+            if not stream:
+                self.forget_view()
+            depth += stream
         return depth
 
-    async def drain(self, write: Writer, *, bury: Burier, batch: int = 200) -> int:
+    async def drain(self, write: Writer, *, bury: Burier, batch: int = BATCH) -> int:
         """Replay waiting effects through ``write``, oldest first; returns how many were handled.
 
         ``write`` raises only when PostgreSQL is unavailable (the drain stops there and resumes on
         the next call); an entry the database refuses is the writer's to dead-letter, and an entry
         that cannot be parsed goes to ``bury``. Either way it leaves the outbox, so no entry can
-        hold up the ones behind it.
+        hold up the ones behind it. Stream entries go ``batch`` at a time; the written ones of a
+        batch are deleted together (also when a write stops the batch half-way), then the drain
+        rests as long as the batch took.
         """
         landed = await self._drain_spool(write, bury)
         if self.redis is None:
@@ -98,10 +173,19 @@ class Outbox:
                            await self.redis.xrange(self.stream, "-", "+", count=batch))
             if not entries:
                 return landed
-            for entry_id, fields in entries:
-                await self._replay_one(fields.get("effects", ""), write, bury)
-                await self.redis.xdel(self.stream, entry_id)
-                landed += 1
+            began = self._clock()
+            done: list[str] = []
+            try:
+                for entry_id, fields in entries:
+                    await self._replay_one(fields.get("effects", ""), write, bury)
+                    done.append(entry_id)
+            finally:
+                if done:
+                    await self.redis.xdel(self.stream, *done)
+                    landed += len(done)
+            if len(entries) < batch:
+                return landed
+            await self._sleep(max(0.0, self._clock() - began))
 
     @staticmethod
     async def _replay_one(raw: str, write: Writer, bury: Burier) -> None:
@@ -144,3 +228,10 @@ class Outbox:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.spool)
+
+
+def _concerns(effects: Effects, *, target_key: str | None, actor: str | None) -> bool:
+    event = effects.event
+    if target_key is not None:
+        return event.target is not None and event.target.key == target_key
+    return actor is not None and event.actor == actor
