@@ -1,4 +1,4 @@
-"""``python -m benchmarks [load|history|apiserver|memory|sustained|throughput|retention-load|all]``: run parts,
+"""``python -m benchmarks [load|history|apiserver|memory|decide|sustained|throughput|retention-load|all]``: run parts,
 print one results table."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ Part = Callable[[argparse.Namespace], list[Row]]
 
 
 def _parts() -> dict[str, Part]:
-    from benchmarks import apiserver, history, retention_load, sustained
+    from benchmarks import apiserver, decide, history, retention_load, sustained
 
-    return {"load": load.run_load, "history": history.run_history, "apiserver": apiserver.run_apiserver,
+    return {"decide": decide.run_decide, "load": load.run_load, "history": history.run_history, "apiserver": apiserver.run_apiserver,
             "memory": load.run_memory, "sustained": sustained.run_sustained,
             "throughput": sustained.run_throughput, "retention-load": retention_load.run_retention_load}
 
@@ -25,12 +25,13 @@ def _parts() -> dict[str, Part]:
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("parts", nargs="*", default=["all"],
-                        choices=["load", "history", "apiserver", "memory", "sustained", "throughput", "retention-load",
-                                 "all"],
+                        choices=["load", "history", "apiserver", "memory", "decide", "sustained", "throughput",
+                                 "retention-load", "all"],
                         help="which parts to run (default: all)")
     load.add_arguments(parser)
-    from benchmarks import apiserver, history, retention_load, sustained
+    from benchmarks import apiserver, decide, history, retention_load, sustained
 
+    decide.add_arguments(parser)
     history.add_arguments(parser)
     retention_load.add_arguments(parser)
     sustained.add_arguments(parser)
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     parts = _parts()
     # Long, or a second pass over the history seed: only when asked for.
-    everyday = [name for name in parts if name not in ("sustained", "throughput", "retention-load")]
+    everyday = [name for name in parts if name not in ("decide", "sustained", "throughput", "retention-load")]
     chosen = everyday if "all" in args.parts else list(dict.fromkeys(args.parts))
     rows: list[Row] = []
     started = time.monotonic()
