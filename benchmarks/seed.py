@@ -193,7 +193,7 @@ FROM (
 """
 
 _TOTALS = """
-UPDATE action_histories h SET total_actions = s.n, last_action_at = s.last, updated_at = now()
+UPDATE action_histories h SET total_actions = s.n, action_count = s.n, last_action_at = s.last, updated_at = now()
 FROM (SELECT action_history_id, count(*) AS n, max(action_timestamp) AS last FROM resource_action_traces
       WHERE cluster_id = $1 GROUP BY action_history_id) AS s
 WHERE h.id = s.action_history_id

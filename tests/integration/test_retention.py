@@ -451,6 +451,10 @@ async def copy_histories(store: PostgresStore, *, targets: int, now: datetime.da
             "INSERT INTO resource_action_traces (cluster_id, action_history_id, request_uid, action_timestamp,"
             " action_type, actor, actor_class, event, effectiveness_score, is_pattern_example)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", rows)
+        # Rows written around the gate: its counter as the gate leaves it, exact or above (a trace
+        # that conflicted, a dropped partition).
+        await store.pool.execute("UPDATE action_histories SET action_count = $2 WHERE id = $1",
+                                 history, len(rows) + rng.choice([0, 0, 0, 2, 30]))
 
 
 async def planned(store: PostgresStore, *, now: datetime.datetime) -> set[int]:
@@ -545,3 +549,143 @@ async def test_attached_partitions_take_no_lock_a_decision_waits_for(store: Post
     blocking = {"ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"}
     assert {row["relname"] for row in held} == {"resource_action_traces"}
     assert not {row["mode"] for row in held} & blocking
+
+
+async def exact_counts(store: PostgresStore) -> dict[int, tuple[int, int]]:
+    """History id → (its counter, its traces counted)."""
+    rows = await store.pool.fetch(
+        "SELECT h.id, h.action_count, (SELECT count(*) FROM resource_action_traces t"
+        " WHERE t.action_history_id = h.id) AS n FROM action_histories h")
+    return {row["id"]: (row["action_count"], row["n"]) for row in rows}
+
+
+async def test_the_history_counter_stays_an_upper_bound_through_replays_deletes_and_drops(
+        store: PostgresStore, batch_pool: asyncpg.Pool) -> None:
+    now = now_utc()
+    on = target("counted")
+    recent = [action(on, now - k * DAY) for k in range(14)]
+    for event in recent:
+        assert await store.write_effects(plain_decision(event))
+    old = action(on, now - 150 * DAY)                 # a month retention drops whole
+    assert await store.write_effects(plain_decision(old))
+    by_transaction = action(on, now - 2 * DAY)
+    await store.record_action(by_transaction)
+    # Replays of a uid seen before write nothing, on either path, and count nothing.
+    assert not await store.write_effects(plain_decision(recent[0]))
+    assert not await store.write_effects(plain_decision(old))
+    await store.record_action(by_transaction)
+    [(counter, n)] = (await exact_counts(store)).values()
+    assert counter == n == 16
+    # A decision whose trace was already recorded without one: the trace conflicts, the counter
+    # errs high.
+    assert await store.write_effects(plain_decision(by_transaction))
+    [(counter, n)] = (await exact_counts(store)).values()
+    assert (counter, n) == (17, 16)
+
+    await policy(store, on, strategy="oldest-first", max_actions=10)
+    report = await RetentionRunner(batch_pool, cluster_id="default", pause=0).run(now=now)
+    assert report.result == "success", report.error
+    assert report.partitions_dropped == [month_name(old.at)]
+    assert report.actions_removed == 1 + 5
+    [(counter, n)] = (await exact_counts(store)).values()
+    # The search recounted 15 (the drop went first) and took the excess off; the 5 deleted by the
+    # count rule stay on the counter, which the next run's recount puts right.
+    assert (counter, n) == (15, 10)
+    report = await RetentionRunner(batch_pool, cluster_id="default", pause=0).run(now=now)
+    assert report.result == "success" and report.actions_removed == 0
+    [(counter, n)] = (await exact_counts(store)).values()
+    assert (counter, n) == (10, 10)
+
+    # A dropped partition leaves the counter high (11 for 10); the search that follows the drop
+    # recounts the target and stores the truth.
+    older = action(on, now - 200 * DAY)
+    assert await store.write_effects(plain_decision(older))
+    report = await RetentionRunner(batch_pool, cluster_id="default", pause=0).run(now=now)
+    assert report.partitions_dropped == [month_name(older.at)] and report.actions_removed == 1
+    [(counter, n)] = (await exact_counts(store)).values()
+    assert (counter, n) == (10, 10)
+    # One over: recounted, compacted back to its max.
+    assert await store.write_effects(plain_decision(action(on, now)))
+    report = await RetentionRunner(batch_pool, cluster_id="default", pause=0).run(now=now)
+    assert report.result == "success" and report.actions_removed == 1
+    [(counter, n)] = (await exact_counts(store)).values()
+    assert (counter, n) == (11, 10)
+
+
+_FULL_COUNT = """
+SELECT h.id, s.n FROM action_histories h JOIN LATERAL (
+    SELECT count(*) AS n, min(action_timestamp) AS oldest FROM resource_action_traces t
+    WHERE t.cluster_id = h.cluster_id AND t.action_history_id = h.id) AS s ON true
+WHERE h.cluster_id = $1 AND (s.n > h.max_actions OR s.oldest < $2::timestamptz - make_interval(days => h.max_age_days))
+"""
+
+
+async def test_the_search_finds_exactly_the_targets_a_full_count_finds(
+        store: PostgresStore, batch_pool: asyncpg.Pool) -> None:
+    now = now_utc()
+    await copy_histories(store, targets=150, now=now, rng=random.Random(1512))
+    before = await exact_counts(store)
+    full = {row["id"]: row["n"] for row in await store.pool.fetch(_FULL_COUNT, "default", now)}
+    over = {history for history, (_, n) in before.items() if n > 20}
+    aged = set(full) - {history for history, (counter, _) in before.items() if counter > 10}
+    assert over and aged and len(full) < len(before)       # every kind of target is in the set
+    runner = RetentionRunner(batch_pool, cluster_id="default", history_page=17, pause=0, rest=0)
+    found = {target.history_id: target for target in await runner.repository.targets_over_limits(
+        now=now, first=min(before), last=max(before))}
+    assert set(found) == set(full)
+    for history, target in found.items():
+        if target.actions > target.max_actions:
+            assert target.actions == full[history]
+        else:
+            assert full[history] <= target.max_actions and target.actions >= full[history]
+    after = await exact_counts(store)
+    for history, (counter, n) in after.items():
+        assert counter >= n
+        if before[history][0] > await store.pool.fetchval(
+                "SELECT max_actions FROM action_histories WHERE id = $1", history):
+            assert counter == n                          # recounted: the exact count stored back
+
+
+async def test_a_decision_with_its_counter_is_still_one_statement(fresh_database: str) -> None:
+    from webhook.store.postgres import _WRITE_PLAIN, _init_connection
+
+    await migrate(fresh_database)
+    statements: list[str] = []
+
+    async def init(connection: asyncpg.Connection) -> None:
+        await _init_connection(connection)
+        connection.add_query_logger(lambda logged: statements.append(logged.query))
+
+    pool = await asyncpg.create_pool(fresh_database, min_size=1, max_size=1, init=init)
+    try:
+        store = PostgresStore(pool, cluster_id="default")
+        event = action(target("one"), now_utc())
+        statements.clear()
+        assert await store.write_effects(plain_decision(event))
+        assert [query for query in statements if "INSERT" in query or "UPDATE" in query] == [_WRITE_PLAIN]
+        assert await pool.fetchval("SELECT action_count FROM action_histories") == 1
+    finally:
+        await pool.close()
+
+
+async def test_the_migration_counts_an_existing_install_once(fresh_database: str, tmp_path) -> None:
+    from webhook.store.migrate import MIGRATIONS_DIR, migration_files
+
+    for path in migration_files():
+        if path.name < "0012":
+            (tmp_path / path.name).symlink_to(path)
+    await migrate(fresh_database, directory=tmp_path)
+    connection = await asyncpg.connect(fresh_database)
+    try:
+        history = await connection.fetchval(
+            "WITH r AS (INSERT INTO resource_references (cluster_id, kind, namespace, name)"
+            " VALUES ('default', 'Deployment', 'shop', 'old') RETURNING id)"
+            " INSERT INTO action_histories (cluster_id, resource_id) SELECT 'default', id FROM r RETURNING id")
+        await connection.executemany(
+            "INSERT INTO resource_action_traces (cluster_id, action_history_id, request_uid, action_timestamp,"
+            " action_type, actor, actor_class, event) VALUES ('default', $1, $2, now(), 'restart_pod', $3,"
+            " 'automation', '{}')", [(history, f"u-{k}", AGENT) for k in range(23)])
+        await migrate(fresh_database, directory=MIGRATIONS_DIR)
+        assert await connection.fetchval("SELECT action_count FROM action_histories WHERE id = $1", history) == 23
+    finally:
+        await connection.close()

@@ -21,7 +21,10 @@ A run:
    ``compaction_strategy`` (or the run's override). Set-based and in bounded steps: targets with
    work are found ``history_page`` history ids at a time, one query loads the traces of
    ``target_batch`` of them, one DELETE removes up to ``delete_batch`` planned ids of any of
-   them; after each step the run rests ``rest`` times as long as the step took. Then untargeted
+   them; after each step the run rests ``rest`` times as long as the step took. A target's
+   traces are counted only when its ``action_count`` (an upper bound kept by the decisions'
+   writes, migration 0012, left high by deletes) exceeds its ``max_actions``; its age needs one
+   index probe. Then untargeted
    actions older than the default max age go, in the same steps;
 7. closes the row (``success`` or ``failure`` with the error in ``details``).
 

@@ -118,6 +118,8 @@ def _event_from_row(row: asyncpg.Record) -> ActionEvent:
 
 # Decision, reference, history and trace of a plain decision in one statement: each step
 # selects from the one before, so nothing is written when the decision row already existed.
+# The history's ``action_count`` (migration 0012) takes the trace in the same upsert: a replayed
+# uid writes nothing, and a trace that still conflicts leaves the counter high, its safe side.
 _WRITE_PLAIN = """
 WITH decision AS (
     INSERT INTO admission_decisions (cluster_id, request_uid, decided_at, namespace, kind, name, action_type,
@@ -132,9 +134,10 @@ WITH decision AS (
     DO UPDATE SET last_seen = GREATEST(resource_references.last_seen, EXCLUDED.last_seen)
     RETURNING id
 ), history AS (
-    INSERT INTO action_histories (cluster_id, resource_id, total_actions, last_action_at)
-    SELECT $1, id, 1, $22 FROM reference
+    INSERT INTO action_histories (cluster_id, resource_id, total_actions, last_action_at, action_count)
+    SELECT $1, id, 1, $22, CASE WHEN $19 THEN 1 ELSE 0 END FROM reference
     ON CONFLICT (resource_id) DO UPDATE SET total_actions = action_histories.total_actions + 1,
+        action_count = action_histories.action_count + EXCLUDED.action_count,
         last_action_at = GREATEST(action_histories.last_action_at, EXCLUDED.last_action_at), updated_at = now()
     RETURNING id
 ), trace AS (
@@ -405,7 +408,7 @@ class PostgresStore:
                     " AND action_timestamp = $3", self.cluster_id, event.uid, event.at)
             if history_id is not None:
                 await connection.execute(
-                    "UPDATE action_histories SET total_actions = total_actions + 1,"
+                    "UPDATE action_histories SET total_actions = total_actions + 1, action_count = action_count + 1,"
                     " last_action_at = GREATEST(last_action_at, $2), updated_at = now() WHERE id = $1",
                     history_id, event.at)
             return action_id
