@@ -6,49 +6,28 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
 from tests import reviews
+from tests.integration.history_helpers import AGENT, TARGET, admitted, history_store
 from tests.stress.stores_helpers import request_of, store_stack
-from webhook.actions.model import ActionEvent, ActorClass, TargetRef
 from webhook.engine.gate import Gate
 from webhook.policy.provider import PolicyProvider
-from webhook.server.runtime import CACHE_HORIZON
 from webhook.settings import Settings
 from webhook.store.cache import RedisCache, WindowRead
-from webhook.store.effects import Effects
 from webhook.store.errors import LockBusy, Locking
 from webhook.store.history import DecisionReads, HistoryStore
-from webhook.store.migrate import migrate
-from webhook.store.postgres import PostgresStore, create_pool
 
-AGENT = "system:serviceaccount:remediation:agent"
-TARGET = TargetRef("shop", "Deployment", "cart", "apps/v1")
 HOUR = datetime.timedelta(hours=1)
-
-
-def admitted(*, at: datetime.datetime | None = None) -> Effects:
-    at = at or datetime.datetime.now(datetime.timezone.utc)
-    event = ActionEvent(uid=str(uuid.uuid4()), at=at, target=TARGET, action_type="scale_deployment", actor=AGENT,
-                        actor_class=ActorClass.AUTOMATION, replicas_before=3, replicas_after=4)
-    return Effects(uid=event.uid, decided_at=at, event=event, record=True, outcome="allow", allowed=True,
-                   code=None, pattern=None, strategy=None, message=None, warnings=(), latency_ms=1.0)
 
 
 @pytest.fixture
 async def history(fresh_database: str, fresh_redis_url: str) -> AsyncIterator[HistoryStore]:
-    await migrate(fresh_database)
-    pool = await create_pool(fresh_database, max_size=4)
-    cache = RedisCache.from_url(fresh_redis_url, cluster_id="default", horizon=CACHE_HORIZON)
-    try:
-        yield HistoryStore(postgres=PostgresStore(pool, cluster_id="default"), cache=cache, lock_wait=0.2)
-    finally:
-        await cache.close()
-        await pool.close()
+    async with history_store(fresh_database, fresh_redis_url, pool_size=4, lock_wait=0.2) as history:
+        yield history
 
 
 def cache_of(history: HistoryStore) -> RedisCache:

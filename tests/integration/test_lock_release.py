@@ -4,42 +4,19 @@
 from __future__ import annotations
 
 import datetime
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
-from webhook.actions.model import ActionEvent, ActorClass, TargetRef
-from webhook.server.runtime import CACHE_HORIZON
-from webhook.store.cache import RedisCache
-from webhook.store.effects import Effects
+from tests.integration.history_helpers import AGENT, TARGET, admitted, history_store
 from webhook.store.errors import Locking
 from webhook.store.history import HistoryStore
-from webhook.store.migrate import migrate
-from webhook.store.postgres import PostgresStore, create_pool
-
-AGENT = "system:serviceaccount:remediation:agent"
-TARGET = TargetRef("shop", "Deployment", "cart", "apps/v1")
-
-
-def admitted(*, record: bool = True) -> Effects:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    event = ActionEvent(uid=str(uuid.uuid4()), at=now, target=TARGET, action_type="scale_deployment", actor=AGENT,
-                        actor_class=ActorClass.AUTOMATION, replicas_before=3, replicas_after=4)
-    return Effects(uid=event.uid, decided_at=now, event=event, record=record, outcome="allow", allowed=True,
-                   code=None, pattern=None, strategy=None, message=None, warnings=(), latency_ms=1.0)
 
 
 @pytest.fixture
 async def history(fresh_database: str, fresh_redis_url: str) -> AsyncIterator[HistoryStore]:
-    await migrate(fresh_database)
-    pool = await create_pool(fresh_database, max_size=2)
-    cache = RedisCache.from_url(fresh_redis_url, cluster_id="default", horizon=CACHE_HORIZON)
-    try:
-        yield HistoryStore(postgres=PostgresStore(pool, cluster_id="default"), cache=cache)
-    finally:
-        await cache.close()
-        await pool.close()
+    async with history_store(fresh_database, fresh_redis_url) as history:
+        yield history
 
 
 async def lock_keys(history: HistoryStore) -> list[str]:
