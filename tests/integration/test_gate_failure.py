@@ -94,6 +94,17 @@ async def test_fail_closed_refuses_automation_and_records_no_action(history, fre
     assert actions[0]["n"] == 0
 
 
+async def test_fail_closed_never_refuses_a_person_blind_and_records_what_it_admits(history, fresh_database):
+    gate = Gate(history=history, policies=broken_policies, rules=Settings().actor_rules(), fail_closed=True)
+    answer = await post(gate, reviews.scale(before=3, after=4, uid="person-1", user="alice@example.com"),
+                        fail_closed=True)
+    assert answer["allowed"] is True
+    decided = await rows(fresh_database, "SELECT outcome, degraded FROM admission_decisions")
+    assert [(r["outcome"], r["degraded"]) for r in decided] == [("fail-open", "gate-error")]
+    actions = await rows(fresh_database, "SELECT count(*) AS n FROM resource_action_traces")
+    assert actions[0]["n"] == 1
+
+
 async def test_the_answer_stands_when_the_record_cannot_be_written(history):
     gate = gate_on(history)
     gate.policies = broken_policies

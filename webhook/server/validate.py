@@ -122,11 +122,13 @@ def _refuse(uid: str, *, actor_class: ActorClass, limit: Overload, dry_run: bool
 
 
 async def _degraded(gate: Gate, admission: AdmissionRequest, exc: Exception, *, fail_closed: bool) -> dict:
-    """The gate failed without an answer. Observed actors are never refused (DESIGN §3), not even
-    with ``failClosed``. What is admitted is still recorded, if the stores take it."""
+    """The gate failed without an answer. ``failClosed`` refuses automation only, as when the stores
+    are down (``decide.unchecked``): observed actors are never refused (DESIGN §3) and people never
+    blind. What is admitted is still recorded, if the stores take it, so the answer and the record
+    agree."""
     uid = admission.uid
     if fail_closed and gate.rules.classify(admission.userInfo.username,
-                                           admission.userInfo.groups) is ActorClass.OBSERVED:
+                                           admission.userInfo.groups) is not ActorClass.AUTOMATION:
         fail_closed = False
     mode = _mode(fail_closed)
     metrics.DEGRADED_DECISIONS.labels(mode=mode, reason=Gap.GATE_ERROR.value).inc()
