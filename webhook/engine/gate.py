@@ -94,8 +94,8 @@ class Gate:
         """Decide one admission request. ``record=False`` computes the same answer and remembers nothing."""
         started = time.perf_counter()
         now = self.clock()
-        proposal = extract(request, now=now)
-        if proposal is None or (request.namespace or "") in self.excluded_namespaces:
+        proposal = self._gated(request, now=now)
+        if proposal is None:
             return GateResult(response=responses.allowed(request.uid), decision=None,
                               latency_ms=(time.perf_counter() - started) * 1000, dry_run=request.dryRun)
         if not record:
@@ -145,21 +145,28 @@ class Gate:
             self.on_decision(result)
         return result
 
-    async def remember_unchecked(self, request: AdmissionRequest, *, fail_closed: bool) -> bool:
+    def _gated(self, request: AdmissionRequest, *, now: datetime.datetime) -> Proposal | None:
+        """The change this request proposes, or None when the gate does not judge it (not an action
+        it knows, or in an excluded namespace): allowed, and not recorded."""
+        proposal = extract(request, now=now)
+        if proposal is None or (request.namespace or "") in self.excluded_namespaces:
+            return None
+        return proposal
+
+    async def remember_unchecked(self, request: AdmissionRequest, *, fail_closed: bool) -> None:
         """After ``review`` failed unexpectedly, record the unchecked answer the request gets instead,
         so an admitted change still counts as history (DESIGN §7: an admitted action is never lost).
 
         Idempotent by request uid: when the failure came after the decision was written (in an
-        observer, say), nothing is written twice. Returns whether there was a decision to record."""
+        observer, say), nothing is written twice."""
         started = time.perf_counter()
         now = self.clock()
-        proposal = extract(request, now=now)
-        if proposal is None or proposal.dry_run or (request.namespace or "") in self.excluded_namespaces:
-            return False
+        proposal = self._gated(request, now=now)
+        if proposal is None or proposal.dry_run:
+            return
         actor_class = self.rules.classify(proposal.username, proposal.groups)
         decision = unchecked(proposal, fail_closed=fail_closed, actor_class=actor_class, why="the gate failed")
         await self._remember(decision, now=now, started=started, degraded=Gap.GATE_ERROR)
-        return True
 
     async def _decide(self, proposal: Proposal, *, gaps: set[Gap], started: float,
                       policies: dict[PatternType, PatternPolicy] | None) -> Decision:
