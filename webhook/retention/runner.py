@@ -207,16 +207,16 @@ class RetentionRunner:
         by_namespace: dict[str, int] = collections.Counter()
         by_strategy: dict[str, int] = collections.Counter()
         doomed: list[int] = []
-        owner: dict[int, TargetLimits] = {}
+        owner: dict[int, tuple[TargetLimits, RetentionPolicy]] = {}
 
         async def delete(ids: list[int]) -> None:
             started = time.monotonic()
             removed = await self.repository.delete_traces(ids)
             for history_id, count in removed.items():
-                target = owner[history_id]
+                target, policy = owner[history_id]
                 report.actions_removed += count
                 by_namespace[target.namespace] += count
-                by_strategy[(strategy or Strategy(target.compaction_strategy)).value] += count
+                by_strategy[policy.strategy.value] += count
             await self._rest(since=started)
 
         async for batch in self._targets_over_limits(now=now):
@@ -240,7 +240,7 @@ class RetentionRunner:
                 report.targets_examined += 1
                 if not planned:
                     continue
-                owner[target.history_id] = target
+                owner[target.history_id] = (target, policy)
                 cutoff = now - policy.max_age
                 report.aged_out += sum(1 for trace in traces if trace.id in planned and trace.at < cutoff)
                 doomed.extend(sorted(planned))
