@@ -22,7 +22,7 @@ import logging
 import os
 import pathlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -41,6 +41,11 @@ def _parse(raw: str) -> Effects | str:
         return Effects.from_json(json.loads(raw))
     except (ValueError, KeyError, TypeError) as exc:
         return f"unreadable outbox entry: {type(exc).__name__}: {exc}"
+
+
+def _readable(raw: Iterable[str]) -> list[Effects]:
+    """The entries that parse (an unreadable one is the drain's to bury, never a reader's history)."""
+    return [entry for entry in map(_parse, raw) if not isinstance(entry, str)]
 
 
 #: Entries read per XRANGE, by the drain and by the view alike: one reply stays small.
@@ -108,12 +113,12 @@ class Outbox:
                 raw.extend(fields.get("effects", "") for _, fields in entries)
             except (aioredis.RedisError, OSError):
                 pass
-        return [entry for entry in map(_parse, raw) if not isinstance(entry, str)]
+        return _readable(raw)
 
     async def waiting(self, *, target_key: str | None = None, actor: str | None = None) -> list[Effects]:
         """What waits for this target (by key) or this actor, oldest first: the spool's entries and
         the stream's, the latter from the view after reading only what was added since the last look."""
-        spooled = [entry for entry in map(_parse, await self._spool_lines()) if not isinstance(entry, str)]
+        spooled = _readable(await self._spool_lines())
         found = [e for e in spooled if _concerns(e, target_key=target_key, actor=actor)]
         if self.redis is not None:
             try:
